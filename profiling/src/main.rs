@@ -1,0 +1,3 @@
+fn main() {
+    println!("hakprof: not built yet (see issue 5)");
+}

@@ -1,0 +1,125 @@
+//! Layer 8: the C allocation ABI, under `hak_` names. The `hakmem-preload` crate exports
+//! them as `malloc`, `free`, ... in `libhakmem.so`; keeping the exported names out of this
+//! library means no test or bench binary that links it gets its `malloc` replaced.
+//!
+//! Errors follow POSIX and glibc: NULL with `errno = ENOMEM` when memory cannot be had
+//! (an overflowing `calloc` included), `EINVAL` for a bad alignment; `realloc(p, 0)` frees
+//! `p` and returns NULL, as glibc does.
+
+use crate::api;
+use crate::os::PAGE;
+use crate::site::Site;
+use core::ffi::c_void;
+
+#[inline]
+fn set_errno(e: i32) {
+    // SAFETY: errno is this thread's and always writable.
+    unsafe { *libc::__errno_location() = e };
+}
+
+#[inline]
+fn oom(p: *mut u8) -> *mut c_void {
+    if p.is_null() {
+        set_errno(libc::ENOMEM);
+    }
+    p as *mut c_void
+}
+
+#[inline(always)]
+pub extern "C" fn hak_malloc(size: usize) -> *mut c_void {
+    let p = api::malloc(size);
+    if p.is_null() {
+        set_errno(libc::ENOMEM);
+    }
+    p as *mut c_void
+}
+
+/// # Safety
+/// `p` must be null or a live block of this allocator.
+#[inline(always)]
+pub unsafe extern "C" fn hak_free(p: *mut c_void) {
+    // SAFETY: forwarded.
+    unsafe { api::free(p as *mut u8) }
+}
+
+pub extern "C" fn hak_calloc(n: usize, m: usize) -> *mut c_void {
+    oom(api::calloc(n, m))
+}
+
+/// # Safety
+/// `p` must be null or a live block of this allocator.
+pub unsafe extern "C" fn hak_realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    if size == 0 && !p.is_null() {
+        // SAFETY: forwarded.
+        unsafe { api::free(p as *mut u8) };
+        return core::ptr::null_mut();
+    }
+    // SAFETY: forwarded.
+    oom(unsafe { api::realloc(p as *mut u8, size) })
+}
+
+/// # Safety
+/// As `hak_realloc`.
+pub unsafe extern "C" fn hak_reallocarray(p: *mut c_void, n: usize, m: usize) -> *mut c_void {
+    match n.checked_mul(m) {
+        // SAFETY: forwarded.
+        Some(size) => unsafe { hak_realloc(p, size) },
+        None => {
+            set_errno(libc::ENOMEM);
+            core::ptr::null_mut()
+        }
+    }
+}
+
+fn aligned(align: usize, size: usize) -> *mut c_void {
+    if !align.is_power_of_two() {
+        set_errno(libc::EINVAL);
+        return core::ptr::null_mut();
+    }
+    oom(api::malloc_aligned(size, align, Site::UNKNOWN))
+}
+
+/// # Safety
+/// `out` must be valid for a pointer write.
+pub unsafe extern "C" fn hak_posix_memalign(
+    out: *mut *mut c_void,
+    align: usize,
+    size: usize,
+) -> libc::c_int {
+    if !align.is_power_of_two() || align % core::mem::size_of::<*mut c_void>() != 0 {
+        return libc::EINVAL;
+    }
+    let p = api::malloc_aligned(size, align, Site::UNKNOWN);
+    if p.is_null() {
+        return libc::ENOMEM;
+    }
+    // SAFETY: the caller guarantees `out` is writable.
+    unsafe { *out = p as *mut c_void };
+    0
+}
+
+pub extern "C" fn hak_aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    aligned(align, size)
+}
+
+pub extern "C" fn hak_memalign(align: usize, size: usize) -> *mut c_void {
+    aligned(align, size)
+}
+
+pub extern "C" fn hak_valloc(size: usize) -> *mut c_void {
+    aligned(PAGE, size)
+}
+
+pub extern "C" fn hak_pvalloc(size: usize) -> *mut c_void {
+    match size.max(1).checked_next_multiple_of(PAGE) {
+        Some(rounded) => aligned(PAGE, rounded),
+        None => oom(core::ptr::null_mut()),
+    }
+}
+
+/// # Safety
+/// `p` must be null or a live block of this allocator.
+pub unsafe extern "C" fn hak_malloc_usable_size(p: *mut c_void) -> usize {
+    // SAFETY: forwarded.
+    unsafe { api::usable_size(p as *mut u8) }
+}

@@ -1,0 +1,139 @@
+//! Layer 1: the operating system. Every `mmap`, `munmap`, `madvise` and `mremap` the
+//! allocator makes goes through here and is counted, so "syscall counts" need no strace.
+
+use core::ptr;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+/// The base page size. x86-64 and aarch64 Linux both use 4 KiB base pages for anonymous
+/// mappings unless configured otherwise; `init` checks it against `sysconf`.
+pub const PAGE: usize = 4096;
+
+static MMAP: AtomicU64 = AtomicU64::new(0);
+static MUNMAP: AtomicU64 = AtomicU64::new(0);
+static MADVISE: AtomicU64 = AtomicU64::new(0);
+static MREMAP: AtomicU64 = AtomicU64::new(0);
+
+/// How many of each memory syscall this process's allocator has made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallCounts {
+    pub mmap: u64,
+    pub munmap: u64,
+    pub madvise: u64,
+    pub mremap: u64,
+}
+
+pub fn syscall_counts() -> SyscallCounts {
+    SyscallCounts {
+        mmap: MMAP.load(Relaxed),
+        munmap: MUNMAP.load(Relaxed),
+        madvise: MADVISE.load(Relaxed),
+        mremap: MREMAP.load(Relaxed),
+    }
+}
+
+#[inline]
+pub const fn round_up(n: usize, align: usize) -> usize {
+    (n + align - 1) & !(align - 1)
+}
+
+/// Maps `len` bytes of zeroed, read-write, private anonymous memory near `hint`
+/// (0: anywhere). Returns null on failure.
+pub fn map(hint: usize, len: usize) -> *mut u8 {
+    MMAP.fetch_add(1, Relaxed);
+    // SAFETY: an anonymous private mapping without MAP_FIXED never replaces an existing
+    // mapping; the kernel picks the address (using `hint` only as a hint).
+    let p = unsafe {
+        libc::mmap(
+            hint as *mut libc::c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        ptr::null_mut()
+    } else {
+        p as *mut u8
+    }
+}
+
+/// Unmaps `[p, p + len)`.
+///
+/// # Safety
+/// The range must be one this allocator mapped and nobody uses any more.
+pub unsafe fn unmap(p: *mut u8, len: usize) {
+    MUNMAP.fetch_add(1, Relaxed);
+    // SAFETY: the caller guarantees the range is ours and dead.
+    unsafe { libc::munmap(p as *mut libc::c_void, len) };
+}
+
+/// `madvise(p, len, advice)`; returns whether the kernel accepted it.
+///
+/// # Safety
+/// The range must be mapped by this allocator; with `MADV_DONTNEED` its contents are lost.
+pub unsafe fn advise(p: *mut u8, len: usize, advice: libc::c_int) -> bool {
+    MADVISE.fetch_add(1, Relaxed);
+    // SAFETY: the caller guarantees the range is ours.
+    unsafe { libc::madvise(p as *mut libc::c_void, len, advice) == 0 }
+}
+
+/// Grows or shrinks the mapping `[p, p + old)` to `new` bytes, moving it if needed.
+/// Returns the (possibly new) address, or null if the kernel refused.
+///
+/// # Safety
+/// The range must be a whole mapping made by this allocator.
+pub unsafe fn remap(p: *mut u8, old: usize, new: usize) -> *mut u8 {
+    MREMAP.fetch_add(1, Relaxed);
+    // SAFETY: the caller guarantees the range is one of our mappings.
+    let q = unsafe { libc::mremap(p as *mut libc::c_void, old, new, libc::MREMAP_MAYMOVE) };
+    if q == libc::MAP_FAILED {
+        ptr::null_mut()
+    } else {
+        q as *mut u8
+    }
+}
+
+/// Where the next aligned mapping is asked for. Asking at an aligned address above the
+/// region libraries use usually gets an aligned mapping in one syscall (mimalloc's trick).
+static ALIGNED_HINT: AtomicUsize = AtomicUsize::new(HINT_START);
+const HINT_START: usize = 0x1000_0000_0000; // 16 TiB
+const HINT_END: usize = 0x3000_0000_0000; // 48 TiB
+
+/// Maps `len` bytes aligned to `align` (a power of two ≥ PAGE). Null on failure.
+pub fn map_aligned(len: usize, align: usize) -> *mut u8 {
+    let hint = ALIGNED_HINT.fetch_add(round_up(len, align), Relaxed);
+    if (HINT_START..HINT_END).contains(&hint) {
+        let p = map(hint, len);
+        if p.is_null() {
+            return p;
+        }
+        if (p as usize) & (align - 1) == 0 {
+            return p;
+        }
+        // SAFETY: we just mapped it and handed it to nobody.
+        unsafe { unmap(p, len) };
+    }
+    // Over-map and trim both ends.
+    let Some(over) = len.checked_add(align) else {
+        return ptr::null_mut();
+    };
+    let p = map(0, over);
+    if p.is_null() {
+        return p;
+    }
+    let start = round_up(p as usize, align);
+    let head = start - p as usize;
+    let tail = over - head - len;
+    // SAFETY: both trimmed pieces lie inside the mapping just made and are not handed out.
+    unsafe {
+        if head > 0 {
+            unmap(p, head);
+        }
+        if tail > 0 {
+            unmap((start + len) as *mut u8, tail);
+        }
+    }
+    start as *mut u8
+}

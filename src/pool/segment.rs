@@ -1,0 +1,165 @@
+//! Segments: 4 MiB, 4 MiB-aligned mappings cut into pages of one kind, owned by one heap.
+//! Masking a pointer gives its segment, and the segment header (in page 0) holds every
+//! page's record, so `free` finds a block's page with two arithmetic steps: no header,
+//! no hash. A byte map with one entry per 4 MiB of address space says which chunks are
+//! pool segments, so `free` can tell our pointers from foreign ones.
+
+use super::heap::Heap;
+use super::page::Page;
+use crate::os;
+use core::ptr;
+use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
+
+pub const SEGMENT_SHIFT: usize = 22;
+pub const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
+const SEGMENT_MASK: usize = SEGMENT_SIZE - 1;
+
+/// Page kinds: small pages (64 KiB) for blocks up to 8 KiB, medium (512 KiB) above.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum PageKind {
+    Small = 0,
+    Medium = 1,
+}
+
+impl PageKind {
+    pub const fn shift(self) -> usize {
+        match self {
+            PageKind::Small => 16,
+            PageKind::Medium => 19,
+        }
+    }
+    pub const fn page_size(self) -> usize {
+        1 << self.shift()
+    }
+    /// Pages per segment, page 0 (the header) included.
+    pub const fn pages(self) -> usize {
+        SEGMENT_SIZE >> self.shift()
+    }
+    pub fn for_block(block_size: usize) -> PageKind {
+        if block_size <= crate::size_class::SMALL_MAX {
+            PageKind::Small
+        } else {
+            PageKind::Medium
+        }
+    }
+}
+
+pub const MAX_PAGES: usize = SEGMENT_SIZE >> 16;
+
+/// The segment header, at the segment's first byte. Page 0 holds it and serves no blocks.
+#[repr(C)]
+pub struct Segment {
+    /// The heap that owns every page here. Heaps are immortal, so this stays valid.
+    pub owner: *mut Heap,
+    pub page_shift: usize,
+    pub kind: PageKind,
+    /// Pages in use (of `kind.pages() - 1` usable).
+    pub used_pages: usize,
+    /// Links in the owner's list of segments that have free pages.
+    pub next: *mut Segment,
+    pub prev: *mut Segment,
+    pub in_free_list: bool,
+    pub pages: [Page; MAX_PAGES],
+}
+
+const _: () = assert!(core::mem::size_of::<Segment>() <= PageKind::Small.page_size());
+
+/// One byte per 4 MiB chunk of the 47-bit user address space (32 MiB of `.bss`, only the
+/// parts we touch become resident): `POOL` where a pool segment lives.
+const MAP_ENTRIES: usize = 1 << (47 - SEGMENT_SHIFT);
+static SEGMENT_MAP: [AtomicU8; MAP_ENTRIES] = [const { AtomicU8::new(0) }; MAP_ENTRIES];
+const POOL: u8 = 1;
+
+/// Whether `p` points into a pool segment of this allocator.
+#[inline(always)]
+pub fn is_pool(p: *const u8) -> bool {
+    let idx = (p as usize) >> SEGMENT_SHIFT;
+    idx < MAP_ENTRIES && SEGMENT_MAP[idx].load(Relaxed) == POOL
+}
+
+/// The segment holding `p` (which must point into a pool segment).
+#[inline(always)]
+pub fn segment_of(p: *const u8) -> *mut Segment {
+    ((p as usize) & !SEGMENT_MASK) as *mut Segment
+}
+
+/// The page record for `p` inside `seg`.
+///
+/// # Safety
+/// `p` must point into `seg`, a live segment.
+#[inline(always)]
+pub unsafe fn page_of(seg: *mut Segment, p: *const u8) -> *mut Page {
+    // SAFETY: `p` lies in `seg`, so the index is below `kind.pages() <= MAX_PAGES`.
+    unsafe {
+        let idx = ((p as usize) & SEGMENT_MASK) >> (*seg).page_shift;
+        (&raw mut (*seg).pages).cast::<Page>().add(idx)
+    }
+}
+
+/// Maps a new segment of `kind` owned by `owner`. Null when the OS says no.
+pub fn create(kind: PageKind, owner: *mut Heap) -> *mut Segment {
+    let p = os::map_aligned(SEGMENT_SIZE, SEGMENT_SIZE);
+    if p.is_null() {
+        return ptr::null_mut();
+    }
+    let seg = p as *mut Segment;
+    // SAFETY: `p` is a fresh, zeroed, exclusively ours 4 MiB mapping; the header fits in
+    // its first page (checked above at compile time). Zero bytes are a valid `Segment`
+    // apart from the fields set here (null pointers, empty pages, `Small` kind).
+    unsafe {
+        (*seg).owner = owner;
+        (*seg).kind = kind;
+        (*seg).page_shift = kind.shift();
+    }
+    SEGMENT_MAP[(p as usize) >> SEGMENT_SHIFT].store(POOL, Relaxed);
+    seg
+}
+
+/// Unmaps an empty segment.
+///
+/// # Safety
+/// No page of `seg` may be in use, and it must be on no list.
+pub unsafe fn destroy(seg: *mut Segment) {
+    SEGMENT_MAP[(seg as usize) >> SEGMENT_SHIFT].store(0, Relaxed);
+    // SAFETY: per the caller, nothing refers to the segment any more.
+    unsafe { os::unmap(seg as *mut u8, SEGMENT_SIZE) };
+}
+
+/// Takes a free page slot of `seg` and returns it with its block area.
+///
+/// # Safety
+/// `seg` must be live, owned by the caller's heap, with `used_pages < kind.pages() - 1`.
+pub unsafe fn take_page(seg: *mut Segment) -> (*mut Page, *mut u8, usize) {
+    // SAFETY: the header is live and ours; indices stay below `kind.pages()`.
+    unsafe {
+        let kind = (*seg).kind;
+        for i in 1..kind.pages() {
+            let page = (&raw mut (*seg).pages).cast::<Page>().add(i);
+            if !(*page).in_use {
+                (*seg).used_pages += 1;
+                let start = (seg as *mut u8).add(i << kind.shift());
+                return (page, start, kind.page_size());
+            }
+        }
+    }
+    unreachable_free_page()
+}
+
+#[cold]
+fn unreachable_free_page() -> ! {
+    crate::diag::eprint_line(format_args!(
+        "hakmem: internal error: segment has no free page"
+    ));
+    // SAFETY: abort has no preconditions.
+    unsafe { libc::abort() }
+}
+
+/// Whether every usable page of `seg` is in use.
+///
+/// # Safety
+/// `seg` must be live.
+pub unsafe fn is_full(seg: *mut Segment) -> bool {
+    // SAFETY: live header.
+    unsafe { (*seg).used_pages == (*seg).kind.pages() - 1 }
+}
