@@ -1,0 +1,230 @@
+//! Real programs under `LD_PRELOAD=libhakmem.so`: each must print exactly what it prints
+//! without the preload, and its `HAKMEM_STATS_JSON` must show that hakmem served it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Builds (if needed) and returns the preload library.
+fn preload_lib() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(cargo)
+        .args(["build", "--release", "-q", "-p", "hakmem-preload"])
+        .current_dir(root)
+        .status()
+        .expect("run cargo to build libhakmem.so");
+    assert!(st.success(), "building libhakmem.so failed");
+    let lib = root.join("target/release/libhakmem.so");
+    assert!(lib.exists(), "{} missing", lib.display());
+    lib
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("hakmem-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs `cmd` with the preload and a stats file; returns its output and the stats JSON.
+fn run_preloaded(mut cmd: Command, dir: &Path) -> (Output, String) {
+    let stats = dir.join("stats-%p.json");
+    let child = cmd
+        .env("LD_PRELOAD", preload_lib())
+        .env("HAKMEM_STATS_JSON", &stats)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn preloaded program");
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let path = dir.join(format!("stats-{pid}.json"));
+    let json = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "no stats at {} ({e}); stderr: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, json)
+}
+
+fn run_plain(mut cmd: Command) -> Output {
+    cmd.output().expect("spawn program")
+}
+
+/// The number after `"key":` inside the object `"section":{...}` of a flat stats JSON.
+fn stat(json: &str, section: &str, key: &str) -> u64 {
+    let s = &json[json
+        .find(&format!("\"{section}\":{{"))
+        .unwrap_or_else(|| panic!("no {section} in {json}"))..];
+    let s = &s[s
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("no {section}.{key} in {json}"))
+        + key.len()
+        + 3..];
+    s[..s.find(|c: char| !c.is_ascii_digit()).unwrap()]
+        .parse()
+        .unwrap()
+}
+
+fn assert_same_and_served(name: &str, plain: &Output, pre: &Output, json: &str, min_allocs: u64) {
+    assert!(
+        plain.status.success(),
+        "{name} failed without preload: {}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    assert!(
+        pre.status.success(),
+        "{name} failed under hakmem: {}",
+        String::from_utf8_lossy(&pre.stderr)
+    );
+    assert!(!plain.stdout.is_empty(), "{name} printed nothing");
+    assert!(
+        plain.stdout == pre.stdout,
+        "{name}: output differs under hakmem"
+    );
+    assert!(json.contains("\"allocator\":\"hakmem\""), "{json}");
+    let allocs = stat(json, "pool", "allocs") + stat(json, "big", "allocs");
+    assert!(
+        allocs >= min_allocs,
+        "{name}: hakmem served only {allocs} allocations: {json}"
+    );
+}
+
+fn python() -> String {
+    // Resolve the real interpreter (pyenv's `python3` is a shell script).
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn python_threaded_churn_runs_identically_under_hakmem() {
+    let dir = tmpdir("python");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/churn.py");
+    let mk = || {
+        let mut c = Command::new(python());
+        // Send every object through malloc instead of pymalloc's own arenas.
+        c.arg(&script).env("PYTHONMALLOC", "malloc");
+        c
+    };
+    let plain = run_plain(mk());
+    let (pre, json) = run_preloaded(mk(), &dir);
+    assert_same_and_served("python3", &plain, &pre, &json, 100_000);
+    assert!(
+        stat(&json, "pool", "heaps") >= 2,
+        "python's threads got heaps: {json}"
+    );
+}
+
+#[test]
+fn sqlite_100k_rows_with_indexes_and_join_runs_identically_under_hakmem() {
+    let dir = tmpdir("sqlite");
+    let sql =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sqlite.sql")).unwrap();
+    let run = |preload: bool| {
+        let db = dir.join(if preload { "pre.db" } else { "plain.db" });
+        let _ = std::fs::remove_file(&db);
+        let mut c = Command::new("sqlite3");
+        c.arg(&db).stdin(Stdio::piped());
+        if preload {
+            c.env("LD_PRELOAD", preload_lib())
+                .env("HAKMEM_STATS_JSON", dir.join("stats-%p.json"));
+        }
+        let mut child = c
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sqlite3");
+        let pid = child.id();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&sql).unwrap();
+        (child.wait_with_output().unwrap(), pid)
+    };
+    let (plain, _) = run(false);
+    let (pre, pid) = run(true);
+    let json =
+        std::fs::read_to_string(dir.join(format!("stats-{pid}.json"))).expect("sqlite stats");
+    assert_same_and_served("sqlite3", &plain, &pre, &json, 100_000);
+}
+
+#[test]
+fn sort_of_a_large_file_runs_identically_under_hakmem() {
+    let dir = tmpdir("sort");
+    let input = dir.join("input.txt");
+    {
+        // ~40 MB of pseudo-random lines.
+        let mut s = String::with_capacity(42 << 20);
+        let mut x: u64 = 0x1234_5678;
+        for i in 0..1_000_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            s.push_str(&format!(
+                "{:016x} line {i} {}\n",
+                x,
+                "z".repeat((x % 40) as usize)
+            ));
+        }
+        std::fs::write(&input, s).unwrap();
+    }
+    let mk = || {
+        let mut c = Command::new("sort");
+        c.arg(&input).env("LC_ALL", "C");
+        c
+    };
+    let plain = run_plain(mk());
+    let (pre, json) = run_preloaded(mk(), &dir);
+    assert_same_and_served("sort", &plain, &pre, &json, 5);
+    // GNU sort reads the file into one large buffer: a big block of ours.
+    assert!(
+        stat(&json, "big", "allocs") > 0,
+        "sort's buffer was a big block: {json}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn build_c(name: &str, dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/{name}.c"));
+    let exe = dir.join(name);
+    let st = Command::new("cc")
+        .arg("-O0")
+        .arg("-fno-builtin")
+        .arg("-pthread")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .expect("cc");
+    assert!(st.success(), "compiling {name}.c failed");
+    exe
+}
+
+#[test]
+fn c_abi_bad_input_fork_and_threads_under_hakmem() {
+    let dir = tmpdir("abi");
+    let exe = build_c("abi", &dir);
+    // hakmem's answers, not glibc's (glibc 2.36 accepts aligned_alloc(24, ..)): no plain run.
+    let (pre, json) = run_preloaded(Command::new(&exe), &dir);
+    assert!(
+        pre.status.success(),
+        "abi under hakmem: {}",
+        String::from_utf8_lossy(&pre.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&pre.stdout), "ok 20\n");
+    assert!(stat(&json, "pool", "allocs") >= 200_000, "{json}");
+
+    let mut c = Command::new(&exe);
+    c.arg("free-stack").env("LD_PRELOAD", preload_lib());
+    let out = c.output().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("hakmem: free(): invalid pointer 0x"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+}
