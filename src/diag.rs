@@ -38,6 +38,51 @@ impl<const N: usize> Write for StackBuf<N> {
     }
 }
 
+/// A text buffer in its own mapping (for reports too big for the stack); what does not
+/// fit is dropped. Unmapped on drop.
+pub struct MapBuf {
+    ptr: *mut u8,
+    cap: usize,
+    len: usize,
+}
+
+impl MapBuf {
+    pub fn new(cap: usize) -> MapBuf {
+        let ptr = crate::os::map(0, cap);
+        MapBuf {
+            ptr,
+            cap: if ptr.is_null() { 0 } else { cap },
+            len: 0,
+        }
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: the first `len` bytes of the mapping were written by `write_str`.
+        unsafe { core::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl Write for MapBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let n = s.len().min(self.cap - self.len);
+        // SAFETY: `len + n <= cap` bytes of the mapping are ours.
+        unsafe { core::ptr::copy_nonoverlapping(s.as_ptr(), self.ptr.add(self.len), n) };
+        self.len += n;
+        Ok(())
+    }
+}
+
+impl Drop for MapBuf {
+    fn drop(&mut self) {
+        if self.cap != 0 {
+            // SAFETY: our own mapping, no longer referenced.
+            unsafe { crate::os::unmap(self.ptr, self.cap) };
+        }
+    }
+}
+
 /// Writes all of `bytes` to file descriptor `fd`, retrying short writes.
 pub fn write_fd(fd: i32, mut bytes: &[u8]) -> bool {
     while !bytes.is_empty() {

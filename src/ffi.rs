@@ -27,11 +27,26 @@ fn oom(p: *mut u8) -> *mut c_void {
 
 #[inline(always)]
 pub extern "C" fn hak_malloc(size: usize) -> *mut c_void {
-    let p = api::malloc(size);
+    hak_malloc_from(size, 0)
+}
+
+/// `malloc` called from code address `caller` (0: unknown), the call site's id.
+#[inline(always)]
+pub extern "C" fn hak_malloc_from(size: usize, caller: usize) -> *mut c_void {
+    let p = api::malloc_at(size, site(caller));
     if p.is_null() {
         set_errno(libc::ENOMEM);
     }
     p as *mut c_void
+}
+
+#[inline(always)]
+fn site(caller: usize) -> Site {
+    if caller == 0 {
+        Site::UNKNOWN
+    } else {
+        Site::from_return_address(caller)
+    }
 }
 
 /// # Safety
@@ -43,19 +58,34 @@ pub unsafe extern "C" fn hak_free(p: *mut c_void) {
 }
 
 pub extern "C" fn hak_calloc(n: usize, m: usize) -> *mut c_void {
-    oom(api::calloc(n, m))
+    hak_calloc_from(n, m, 0)
+}
+
+pub extern "C" fn hak_calloc_from(n: usize, m: usize, caller: usize) -> *mut c_void {
+    oom(api::calloc_at(n, m, site(caller)))
 }
 
 /// # Safety
 /// `p` must be null or a live block of this allocator.
 pub unsafe extern "C" fn hak_realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: forwarded.
+    unsafe { hak_realloc_from(p, size, 0) }
+}
+
+/// # Safety
+/// As `hak_realloc`.
+pub unsafe extern "C" fn hak_realloc_from(
+    p: *mut c_void,
+    size: usize,
+    caller: usize,
+) -> *mut c_void {
     if size == 0 && !p.is_null() {
         // SAFETY: forwarded.
         unsafe { api::free(p as *mut u8) };
         return core::ptr::null_mut();
     }
     // SAFETY: forwarded.
-    oom(unsafe { api::realloc(p as *mut u8, size) })
+    oom(unsafe { api::realloc_at(p as *mut u8, size, site(caller)) })
 }
 
 /// # Safety

@@ -11,8 +11,10 @@ pub const HEADER_SIZE: usize = 32;
 pub enum Method {
     /// Carved from a pool block (the reuse front end's small blocks).
     Pool = 1,
-    /// Its own `mmap`.
-    Map = 2,
+    /// A big block below the learned threshold: its own mapping, released on free.
+    Heap = 2,
+    /// A big block at or above the threshold: its own mapping, kept in the BigCache on free.
+    Map = 3,
 }
 
 #[repr(u8)]
@@ -20,6 +22,8 @@ pub enum Method {
 pub enum State {
     Live = 1,
     Freed = 2,
+    /// Free, held by the BigCache for reuse.
+    Cached = 3,
 }
 
 /// 32 bytes in front of the user pointer.
@@ -100,7 +104,8 @@ mod tests {
     #[test]
     fn header_round_trips_and_verifies() {
         let mut buf = [0u128; 4]; // 64 bytes, 16-aligned
-        let user = unsafe { (buf.as_mut_ptr() as *mut u8).add(32) };
+        let base = buf.as_mut_ptr() as *mut u8; // one pointer for the whole test (Miri)
+        let user = unsafe { base.add(32) };
         unsafe {
             assert!(!AllocHeader::verify(user));
             AllocHeader::write(user, AllocHeader::new(Method::Map, 7, 32, 100, 4096));
@@ -110,7 +115,7 @@ mod tests {
                 (h.site, h.size, h.span, h.method),
                 (7, 100, 4096, Method::Map)
             );
-            assert_eq!(h.base(user), buf.as_mut_ptr() as *mut u8);
+            assert_eq!(h.base(user), base);
             (*AllocHeader::of(user)).state = State::Freed;
             assert!(!AllocHeader::verify(user));
         }

@@ -1,6 +1,6 @@
 //! Process start-up, thread registration, fork and exit hooks. Nothing here allocates
 //! through `malloc` before the allocator is ready: the steps that run while `STATE` is
-//! `RUNNING` are `pthread_key_create` and reading the environment, neither of which
+//! `RUNNING` are `pthread_key_create` and reading the configuration, neither of which
 //! allocates; `pthread_atfork` (which may) runs after `READY`.
 
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -36,7 +36,7 @@ fn init_slow() {
     if unsafe { libc::pthread_key_create(&mut key, Some(crate::pool::heap::on_thread_exit)) } == 0 {
         THREAD_KEY.store(key as usize + 1, Ordering::Release);
     }
-    crate::stats::read_env();
+    crate::config::get();
     STATE.store(READY, Ordering::Release);
     // SAFETY: the handlers are `extern "C" fn()` with no preconditions.
     unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
@@ -52,25 +52,31 @@ pub fn register_thread_heap(heap: *mut libc::c_void) {
     }
 }
 
+// Fork: take every allocator lock (always in this order) so the child never inherits one
+// held by a thread that does not exist there; release them in parent and child.
 extern "C" fn fork_prepare() {
+    crate::learn::lock_for_fork();
+    crate::big::madvise::lock_for_fork();
     crate::pool::heap::lock_for_fork();
     crate::registry::lock_for_fork();
 }
 
-extern "C" fn fork_parent() {
-    // SAFETY: `fork_prepare` took both locks on this thread.
+fn unlock_all() {
+    // SAFETY: `fork_prepare` took every lock on this thread (or the thread the child copies).
     unsafe {
         crate::registry::unlock_after_fork();
         crate::pool::heap::unlock_after_fork();
+        crate::big::madvise::unlock_after_fork();
+        crate::learn::unlock_after_fork();
     }
 }
 
+extern "C" fn fork_parent() {
+    unlock_all();
+}
+
 extern "C" fn fork_child() {
-    // SAFETY: the child is a copy of the thread that took both locks in `fork_prepare`.
-    unsafe {
-        crate::registry::unlock_after_fork();
-        crate::pool::heap::unlock_after_fork();
-    }
+    unlock_all();
 }
 
 /// Runs at exit (from `.fini_array`, so no `atexit` registration, which may allocate).

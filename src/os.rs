@@ -137,3 +137,23 @@ pub fn map_aligned(len: usize, align: usize) -> *mut u8 {
     }
     start as *mut u8
 }
+
+fn clock(id: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; clock_gettime goes through the vDSO.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Monotonic time in ns (precise; for timing sampled calls).
+pub fn now_ns() -> u64 {
+    clock(libc::CLOCK_MONOTONIC)
+}
+
+/// Monotonic time in ns at tick resolution (cheap; for ageing cached blocks).
+pub fn now_coarse_ns() -> u64 {
+    clock(libc::CLOCK_MONOTONIC_COARSE)
+}

@@ -17,10 +17,22 @@ pub struct Peer {
 /// Every allocator in a comparison, hakmem first.
 pub fn all() -> [Peer; 4] {
     [
-        Peer { name: "hakmem", alloc: &HAKMEM },
-        Peer { name: "system", alloc: &SYSTEM },
-        Peer { name: "mimalloc", alloc: &MIMALLOC },
-        Peer { name: "jemalloc", alloc: &JEMALLOC },
+        Peer {
+            name: "hakmem",
+            alloc: &HAKMEM,
+        },
+        Peer {
+            name: "system",
+            alloc: &SYSTEM,
+        },
+        Peer {
+            name: "mimalloc",
+            alloc: &MIMALLOC,
+        },
+        Peer {
+            name: "jemalloc",
+            alloc: &JEMALLOC,
+        },
     ]
 }
 

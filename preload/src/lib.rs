@@ -1,10 +1,23 @@
 //! `libhakmem.so`: the C allocation ABI over hakmem, for `LD_PRELOAD`. Each export is a
-//! thin, inlined forward to `hakmem::ffi`.
+//! thin forward to `hakmem::ffi`.
+//!
+//! `malloc`, `calloc` and `realloc` also pass their caller's return address, the call-site
+//! id of the learning layer. On x86-64 they are naked entry points that load it from the
+//! stack top and tail-jump: two instructions (`mov` + `jmp`) over a plain forward.
 #![allow(clippy::missing_safety_doc)]
 
 use core::ffi::c_void;
 use hakmem::ffi;
 
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+#[no_mangle]
+pub extern "C" fn malloc(size: usize) -> *mut c_void {
+    // rdi = size; rsi = the return address at [rsp] on entry.
+    core::arch::naked_asm!("mov rsi, qword ptr [rsp]", "jmp {f}", f = sym ffi::hak_malloc_from)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
 #[no_mangle]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
     ffi::hak_malloc(size)
@@ -16,11 +29,29 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
     unsafe { ffi::hak_free(p) }
 }
 
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+#[no_mangle]
+pub extern "C" fn calloc(n: usize, m: usize) -> *mut c_void {
+    // rdi = n, rsi = m; rdx = the return address.
+    core::arch::naked_asm!("mov rdx, qword ptr [rsp]", "jmp {f}", f = sym ffi::hak_calloc_from)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
 #[no_mangle]
 pub extern "C" fn calloc(n: usize, m: usize) -> *mut c_void {
     ffi::hak_calloc(n, m)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+#[no_mangle]
+pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    // rdi = p, rsi = size; rdx = the return address.
+    core::arch::naked_asm!("mov rdx, qword ptr [rsp]", "jmp {f}", f = sym ffi::hak_realloc_from)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
 #[no_mangle]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     // SAFETY: the C contract of realloc.

@@ -78,6 +78,12 @@ pub fn is_pool(p: *const u8) -> bool {
     idx < MAP_ENTRIES && SEGMENT_MAP[idx].load(Relaxed) == POOL
 }
 
+/// Whether `p` (in a pool segment) lies past the segment's header page, where blocks live.
+#[inline]
+pub fn in_block_area(p: *const u8) -> bool {
+    (p as usize) & SEGMENT_MASK >= PageKind::Small.page_size()
+}
+
 /// The segment holding `p` (which must point into a pool segment).
 #[inline(always)]
 pub fn segment_of(p: *const u8) -> *mut Segment {

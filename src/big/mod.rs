@@ -1,0 +1,321 @@
+//! Layer 4: big blocks, above the pool range. Each is its own mapping with the 32-byte
+//! AllocHeader in front of the user pointer, recorded in the registry so that `free` can
+//! prove ownership before it reads the header.
+//!
+//! Two ways in:
+//! - `alloc`: a plain mapping (the pool front, and modes without learning);
+//! - `alloc_learned`: the hakmem decision order — pick the threshold (`learn`), try the
+//!   BigCache, then `size >= threshold ? map (cacheable) : heap (released on free)`.
+//!
+//! On free, a cacheable block goes to the BigCache (keeping its mapping and its registry
+//! entry, state `Cached`); everything else is released through the madvise batch.
+
+pub mod cache;
+pub mod madvise;
+
+use crate::config;
+use crate::header::{AllocHeader, Method, State, HEADER_SIZE, MAGIC};
+use crate::learn::{self, elo::Sample, sites};
+use crate::site::Site;
+use crate::{diag, os, registry};
+use core::ptr;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static FREES: AtomicU64 = AtomicU64::new(0);
+static LAST_AGE_NS: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BigTotals {
+    pub allocs: u64,
+    pub frees: u64,
+}
+
+pub fn totals() -> BigTotals {
+    BigTotals {
+        allocs: ALLOCS.load(Relaxed),
+        frees: FREES.load(Relaxed),
+    }
+}
+
+/// Largest size we try to serve; bigger requests fail with ENOMEM without a syscall.
+pub const MAX_SIZE: usize = isize::MAX as usize / 2;
+/// Cached blocks idle this long get `MADV_FREE` (warm); this long, they leave (cold).
+pub const WARM_NS: u64 = 250_000_000;
+pub const COLD_NS: u64 = 2_000_000_000;
+/// Smallest block the BigCache keeps (the original's v2 minimum).
+pub const CACHE_MIN: usize = cache::CLASSES[0];
+
+/// Maps a block of `capacity` usable bytes (≥ `size`) aligned to `align`; writes its header.
+fn map_block(size: usize, capacity: usize, align: usize, method: Method, site: u32) -> *mut u8 {
+    let align = align.max(16);
+    if capacity > MAX_SIZE || align > MAX_SIZE {
+        return ptr::null_mut();
+    }
+    // Layout: [base .. header | user .. user + size .. base + span)
+    let (base, user, span) = if align <= os::PAGE {
+        let offset = os::round_up(HEADER_SIZE, align);
+        let span = os::round_up(offset + capacity, os::PAGE);
+        let base = os::map(0, span);
+        (base, base.wrapping_add(offset), span)
+    } else {
+        let span = os::round_up(capacity + align + os::PAGE, os::PAGE);
+        let base = os::map(0, span);
+        let user = os::round_up(base as usize + HEADER_SIZE, align) as *mut u8;
+        (base, user, span)
+    };
+    if base.is_null() {
+        return ptr::null_mut();
+    }
+    let offset = user as usize - base as usize;
+    // SAFETY: the header's 32 bytes lie in our fresh mapping, right before `user`.
+    unsafe { AllocHeader::write(user, AllocHeader::new(method, site, offset, size, span)) };
+    if !registry::insert(user) {
+        // SAFETY: the mapping was never handed out.
+        unsafe { os::unmap(base, span) };
+        return ptr::null_mut();
+    }
+    ALLOCS.fetch_add(1, Relaxed);
+    user
+}
+
+/// A plain big block (released on free, never cached). Zeroed: fresh from the OS.
+pub fn alloc(size: usize, align: usize, site: u32) -> *mut u8 {
+    map_block(size, size, align, Method::Heap, site)
+}
+
+/// A big block by the hakmem decision order. `zero` asks for zeroed memory (a cache hit
+/// is cleared; a fresh mapping already is).
+pub fn alloc_learned(size: usize, align: usize, site: Site, zero: bool) -> *mut u8 {
+    let cfg = config::get();
+    let slot = sites::slot(site);
+    let d = learn::decide(slot, size); // 1. the threshold
+    let t0 = if d.sample { os::now_ns() } else { 0 };
+    let class =
+        cache::class_for_request(size).filter(|_| cfg.bigcache && align <= 16 && size >= CACHE_MIN);
+    let mut p = ptr::null_mut();
+    let mut fresh = true;
+    if let Some(c) = class {
+        // 2. the BigCache
+        if let Some(v) = cache::take(slot, c, cfg.bigcache_ways, span_of) {
+            p = v as *mut u8;
+            fresh = false;
+            // SAFETY: a cached block is a live mapping of ours with its header.
+            unsafe {
+                let h = &mut *AllocHeader::of(p);
+                h.state = State::Live;
+                h.size = size as u64;
+                h.site = site.0;
+            }
+            sites::TABLE[slot].hits.fetch_add(1, Relaxed);
+            ALLOCS.fetch_add(1, Relaxed);
+        }
+    }
+    if p.is_null() {
+        // 3. map (cacheable, sized to its class) or heap (exact, released on free)
+        let (method, capacity) = match class {
+            Some(c) if size >= d.threshold => (Method::Map, cache::CLASSES[c]),
+            _ => (Method::Heap, size),
+        };
+        p = map_block(size, capacity, align, method, site.0);
+        if p.is_null() {
+            return p;
+        }
+    }
+    sites::on_alloc(slot, size, d.threshold);
+    if d.sample {
+        let span = span_of(p as usize);
+        let faults = if fresh { (span / os::PAGE) as f64 } else { 0.0 };
+        let cost = Sample {
+            cpu_ns: (os::now_ns() - t0) as f64,
+            faults,
+            memory: span as f64,
+        };
+        learn::record(slot, &d, cost);
+    }
+    learn::maybe_tick(d.seq);
+    if d.seq % learn::HEAVY_TICK_EVERY == 0 {
+        age_cache(os::now_coarse_ns());
+    }
+    if zero && !fresh {
+        // SAFETY: the block holds `size` bytes.
+        unsafe { ptr::write_bytes(p, 0, size) };
+    }
+    p
+}
+
+/// The mapped span of live big block `p`.
+fn span_of(p: usize) -> usize {
+    // SAFETY: callers pass blocks the registry or the cache holds: their header is mapped.
+    unsafe { (*AllocHeader::of(p as *mut u8)).span as usize }
+}
+
+/// Checks that `p` is a live big block of ours and returns its header; aborts otherwise.
+fn live_header(op: &str, p: *mut u8) -> &'static mut AllocHeader {
+    if !registry::contains(p) {
+        diag::fatal_pointer(op, p, "not allocated by hakmem, or already freed");
+    }
+    // SAFETY: the registry proved `p` is one of our big blocks, so its header is mapped.
+    let h = unsafe { &mut *AllocHeader::of(p) };
+    if h.magic != MAGIC {
+        diag::fatal_pointer(op, p, "block header is corrupt");
+    }
+    if h.state != State::Live {
+        diag::fatal_pointer(op, p, "double free (the block is already free)");
+    }
+    h
+}
+
+/// Frees a big block; aborts with a clear message if `p` is not a live big block of ours.
+///
+/// # Safety
+/// `p` must not be used after this call.
+pub unsafe fn free(p: *mut u8) {
+    let cfg = config::get();
+    let h = live_header("free", p);
+    let slot = sites::slot(Site(h.site));
+    sites::on_free(slot, h.size as usize);
+    FREES.fetch_add(1, Relaxed);
+    if h.method == Method::Map && cfg.bigcache && h.offset as usize == HEADER_SIZE {
+        let span = h.span as usize;
+        if let Some(class) = cache::class_for_block(span - HEADER_SIZE) {
+            h.state = State::Cached;
+            let now = os::now_coarse_ns();
+            match cache::put(slot, class, cfg.bigcache_ways, p as usize, span, now) {
+                Ok(None) => {}
+                Ok(Some(evicted)) => {
+                    cache::forget_bytes(span_of(evicted));
+                    // SAFETY: an evicted block left the cache: nobody else holds it.
+                    unsafe { release(evicted as *mut u8) };
+                }
+                // SAFETY: the block was not cached; we still own it.
+                Err(_) => unsafe { release(p) },
+            }
+            maybe_age(now);
+            return;
+        }
+    }
+    // SAFETY: `p` is ours and dead.
+    unsafe { release(p) };
+}
+
+/// Gives a dead big block back to the OS: through the madvise batch when it is on.
+///
+/// # Safety
+/// `p` must be a big block of ours that nobody uses (live or cached state).
+unsafe fn release(p: *mut u8) {
+    registry::remove(p);
+    // SAFETY: the header stays mapped until the unmap below or the batch's flush.
+    let (base, span) = unsafe {
+        let h = &mut *AllocHeader::of(p);
+        h.state = State::Freed;
+        (h.base(p), h.span as usize)
+    };
+    if config::get().batch_madvise {
+        // SAFETY: the whole mapping is dead.
+        unsafe { madvise::release(base, span) };
+    } else {
+        // SAFETY: the whole mapping is dead.
+        unsafe { os::unmap(base, span) };
+    }
+}
+
+/// Runs the thermal policy at most every 100 ms.
+fn maybe_age(now: u64) {
+    let last = LAST_AGE_NS.load(Relaxed);
+    if now.saturating_sub(last) >= 100_000_000
+        && LAST_AGE_NS
+            .compare_exchange(last, now, Relaxed, Relaxed)
+            .is_ok()
+    {
+        age_cache(now);
+    }
+}
+
+/// The thermal policy: hot blocks stay, warm ones get `MADV_FREE` (pages after the header
+/// page may be reclaimed, the mapping stays cached), cold ones leave through the batch.
+pub fn age_cache(now: u64) {
+    cache::age(
+        now,
+        WARM_NS,
+        COLD_NS,
+        |p| {
+            // Cached blocks have the default layout: base = p - 32, page aligned.
+            let (base, span) = (p - HEADER_SIZE, span_of(p));
+            if span > os::PAGE {
+                // SAFETY: the pages after the header page belong to this cached (dead) block.
+                unsafe {
+                    os::advise(
+                        (base + os::PAGE) as *mut u8,
+                        span - os::PAGE,
+                        libc::MADV_FREE,
+                    )
+                };
+            }
+        },
+        |p| {
+            cache::forget_bytes(span_of(p));
+            // SAFETY: the block left the cache, so nobody holds it.
+            unsafe { release(p as *mut u8) };
+        },
+    );
+}
+
+/// Usable bytes of big block `p`; aborts if `p` is not one.
+pub fn usable_size(p: *mut u8) -> usize {
+    checked_usable_size("malloc_usable_size", p)
+}
+
+/// Usable bytes of big block `p`; aborts naming `op` if `p` is not one.
+pub fn checked_usable_size(op: &str, p: *mut u8) -> usize {
+    let h = live_header(op, p);
+    h.span as usize - h.offset as usize
+}
+
+/// Resizes big block `p` to `new` bytes (`new > POOL_MAX`). Default-aligned blocks grow or
+/// shrink with `mremap` (no copy); others get a new block and a copy. Null (with `p`
+/// untouched) when out of memory.
+///
+/// # Safety
+/// `p` must be a live big block of ours, not used concurrently.
+pub unsafe fn realloc(p: *mut u8, new: usize) -> *mut u8 {
+    let h = *live_header("realloc", p);
+    if new > MAX_SIZE {
+        return ptr::null_mut();
+    }
+    let (span, offset) = (h.span as usize, h.offset as usize);
+    if offset == HEADER_SIZE {
+        let capacity = span - HEADER_SIZE;
+        if new <= capacity && new >= capacity / 2 {
+            // SAFETY: live block; only its size field changes.
+            unsafe { (*AllocHeader::of(p)).size = new as u64 };
+            return p;
+        }
+        let new_span = os::round_up(HEADER_SIZE + new, os::PAGE);
+        let base = h.base(p);
+        // SAFETY: `[base, base + span)` is exactly the block's mapping.
+        let moved = unsafe { os::remap(base, span, new_span) };
+        if !moved.is_null() {
+            let q = moved.wrapping_add(HEADER_SIZE);
+            // SAFETY: the header moved with the mapping.
+            unsafe {
+                (*AllocHeader::of(q)).size = new as u64;
+                (*AllocHeader::of(q)).span = new_span as u64;
+            }
+            if q != p {
+                registry::replace(p, q);
+            }
+            return q;
+        }
+    }
+    let q = alloc(new, 16, h.site);
+    if q.is_null() {
+        return q;
+    }
+    // SAFETY: both blocks are live, distinct, and hold at least the copied bytes.
+    unsafe {
+        ptr::copy_nonoverlapping(p, q, (h.size as usize).min(new));
+        free(p);
+    }
+    q
+}

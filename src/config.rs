@@ -1,0 +1,326 @@
+//! Layer 6: modes and kill switches, read once from the environment at start-up.
+//!
+//! | mode | ELO | UCB1 | BigCache | batch madvise | lifecycle | ELO selection |
+//! |---|---|---|---|---|---|---|
+//! | minimal | off (fixed 2 MiB) | off | off | off | off | – |
+//! | fast | off (fixed 2 MiB) | off | on | off | off | – |
+//! | balanced (default) | on | off | on | on | on | 1 call in 100 |
+//! | learning | on | on | on | on | on | 1 call in 100 |
+//! | research | on | on | on | on | on | every call |
+//!
+//! Switches applied after the mode: `HAKMEM_DISABLE_BIGCACHE=1`, `HAKMEM_DISABLE_ELO=1`
+//! (fixed 2 MiB threshold, UCB1 off too), `HAKMEM_MINIMAL=1` (both). `HAKMEM_FRONT` picks
+//! the front end, `HAKMEM_SEED` the learners' seed, `HAKMEM_BIGCACHE_WAYS` the ways.
+//! Nothing here allocates: an unknown value prints one warning line and the default holds.
+
+use core::cell::UnsafeCell;
+use core::fmt;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Minimal,
+    Fast,
+    Balanced,
+    Learning,
+    Research,
+}
+
+impl Mode {
+    pub const NAMES: &'static str = "minimal|fast|balanced|learning|research";
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Minimal => "minimal",
+            Mode::Fast => "fast",
+            Mode::Balanced => "balanced",
+            Mode::Learning => "learning",
+            Mode::Research => "research",
+        }
+    }
+    fn parse(s: &str) -> Option<Mode> {
+        Some(match s {
+            "minimal" => Mode::Minimal,
+            "fast" => Mode::Fast,
+            "balanced" => Mode::Balanced,
+            "learning" => Mode::Learning,
+            "research" => Mode::Research,
+            _ => return None,
+        })
+    }
+}
+
+/// Which front end serves the C ABI and `Hakmem`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Front {
+    /// Pool for small and medium sizes; big blocks through the learned threshold and BigCache.
+    Auto = 1,
+    /// The pool model alone: big blocks mapped and unmapped plainly.
+    Pool = 2,
+    /// The hakmem model for every size: site, BigCache, learner, header.
+    Reuse = 3,
+}
+
+impl Front {
+    pub const NAMES: &'static str = "auto|pool|reuse";
+    pub fn name(self) -> &'static str {
+        match self {
+            Front::Auto => "auto",
+            Front::Pool => "pool",
+            Front::Reuse => "reuse",
+        }
+    }
+    fn parse(s: &str) -> Option<Front> {
+        Some(match s {
+            "auto" => Front::Auto,
+            "pool" => Front::Pool,
+            "reuse" => Front::Reuse,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub mode: Mode,
+    pub front: Front,
+    pub elo: bool,
+    pub ucb1: bool,
+    pub bigcache: bool,
+    pub batch_madvise: bool,
+    pub lifecycle: bool,
+    /// The learner picks a threshold on 1 call in this many and caches it in between.
+    pub select_every: u32,
+    pub bigcache_ways: usize,
+    pub seed: u64,
+}
+
+pub const MAX_WAYS: usize = 8;
+/// The threshold when no learner runs.
+pub const FIXED_THRESHOLD: usize = 2 << 20;
+
+impl Config {
+    pub const fn preset(mode: Mode) -> Config {
+        let (elo, ucb1, bigcache, batch, lifecycle, every) = match mode {
+            Mode::Minimal => (false, false, false, false, false, 100),
+            Mode::Fast => (false, false, true, false, false, 100),
+            Mode::Balanced => (true, false, true, true, true, 100),
+            Mode::Learning => (true, true, true, true, true, 100),
+            Mode::Research => (true, true, true, true, true, 1),
+        };
+        Config {
+            mode,
+            front: Front::Auto,
+            elo,
+            ucb1,
+            bigcache,
+            batch_madvise: batch,
+            lifecycle,
+            select_every: every,
+            bigcache_ways: 4,
+            seed: 0x4841_4b4d_454d, // "HAKMEM"
+        }
+    }
+
+    /// Builds the configuration from `var` (an environment lookup), reporting each bad
+    /// value through `warn`.
+    pub fn from_env<'v>(
+        var: impl Fn(&str) -> Option<&'v str>,
+        mut warn: impl FnMut(fmt::Arguments<'_>),
+    ) -> Config {
+        let mut bad = |name: &str, value: &str, accepted: &str| {
+            warn(format_args!(
+                "hakmem: ignoring {name}={value:?}: accepted values are {accepted}"
+            ))
+        };
+        let mut c = Config::preset(Mode::Balanced);
+        if let Some(v) = var("HAKMEM_MODE") {
+            match Mode::parse(v) {
+                Some(m) => c = Config::preset(m),
+                None => bad("HAKMEM_MODE", v, Mode::NAMES),
+            }
+        }
+        let mut flag = |name: &str| match var(name) {
+            None | Some("0") | Some("") => false,
+            Some("1") => true,
+            Some(v) => {
+                bad(name, v, "0|1");
+                false
+            }
+        };
+        let (no_cache, no_elo, minimal) = (
+            flag("HAKMEM_DISABLE_BIGCACHE"),
+            flag("HAKMEM_DISABLE_ELO"),
+            flag("HAKMEM_MINIMAL"),
+        );
+        if no_cache || minimal {
+            c.bigcache = false;
+        }
+        if no_elo || minimal {
+            c.elo = false;
+            c.ucb1 = false;
+        }
+        if let Some(v) = var("HAKMEM_FRONT") {
+            match Front::parse(v) {
+                Some(f) => c.front = f,
+                None => bad("HAKMEM_FRONT", v, Front::NAMES),
+            }
+        }
+        if let Some(v) = var("HAKMEM_SEED") {
+            match v.parse() {
+                Ok(s) => c.seed = s,
+                Err(_) => bad("HAKMEM_SEED", v, "an unsigned integer"),
+            }
+        }
+        if let Some(v) = var("HAKMEM_BIGCACHE_WAYS") {
+            match v.parse() {
+                Ok(w) if (1..=MAX_WAYS).contains(&w) => c.bigcache_ways = w,
+                _ => bad("HAKMEM_BIGCACHE_WAYS", v, "1..=8"),
+            }
+        }
+        c
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The process-wide configuration, read once.
+// ---------------------------------------------------------------------------------------
+
+struct Global {
+    state: AtomicU8,
+    value: UnsafeCell<Config>,
+}
+// SAFETY: `value` is written once by the thread that wins `state` 0 → 1, before it stores
+// 2 (Release); readers read it only after seeing 2 (Acquire).
+unsafe impl Sync for Global {}
+
+static GLOBAL: Global = Global {
+    state: AtomicU8::new(0),
+    value: UnsafeCell::new(Config::preset(Mode::Balanced)),
+};
+
+/// The process's configuration (read from the environment on first use).
+#[inline(always)]
+pub fn get() -> &'static Config {
+    if GLOBAL.state.load(Ordering::Acquire) != 2 {
+        load();
+    }
+    // SAFETY: state 2 means the value is written and never changes again.
+    unsafe { &*GLOBAL.value.get() }
+}
+
+#[cold]
+fn load() {
+    if GLOBAL
+        .state
+        .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
+        let c = Config::from_env(getenv, |args| crate::diag::eprint_line(args));
+        // SAFETY: we won the race; nobody reads the value before state becomes 2.
+        unsafe { *GLOBAL.value.get() = c };
+        GLOBAL.state.store(2, Ordering::Release);
+    } else {
+        while GLOBAL.state.load(Ordering::Acquire) != 2 {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// `getenv` without allocating; values that are not UTF-8 are treated as absent.
+fn getenv(name: &str) -> Option<&'static str> {
+    let mut buf = [0u8; 64];
+    let n = name.len().min(63);
+    buf[..n].copy_from_slice(&name.as_bytes()[..n]);
+    // SAFETY: `buf` is NUL-terminated; getenv does not allocate.
+    let v = unsafe { libc::getenv(buf.as_ptr() as *const libc::c_char) };
+    if v.is_null() {
+        return None;
+    }
+    // SAFETY: getenv returns a NUL-terminated string that lives as long as the environment
+    // entry (the process's life, unless the program calls setenv on it).
+    unsafe { core::ffi::CStr::from_ptr(v) }.to_str().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(vars: &[(&str, &str)]) -> (Config, Vec<String>) {
+        let mut warnings = Vec::new();
+        let c = Config::from_env(
+            |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| *v),
+            |a| warnings.push(a.to_string()),
+        );
+        (c, warnings)
+    }
+
+    #[test]
+    fn default_is_balanced_auto() {
+        let (c, w) = parse(&[]);
+        assert_eq!(c, Config::preset(Mode::Balanced));
+        assert_eq!(c.front, Front::Auto);
+        assert!(c.elo && c.bigcache && c.batch_madvise && c.lifecycle && !c.ucb1);
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn presets_match_the_table() {
+        let m = |mode| {
+            let c = Config::preset(mode);
+            (
+                c.elo,
+                c.ucb1,
+                c.bigcache,
+                c.batch_madvise,
+                c.lifecycle,
+                c.select_every,
+            )
+        };
+        assert_eq!(m(Mode::Minimal), (false, false, false, false, false, 100));
+        assert_eq!(m(Mode::Fast), (false, false, true, false, false, 100));
+        assert_eq!(m(Mode::Learning), (true, true, true, true, true, 100));
+        assert_eq!(m(Mode::Research), (true, true, true, true, true, 1));
+    }
+
+    #[test]
+    fn switches_override_the_mode() {
+        let (c, _) = parse(&[
+            ("HAKMEM_MODE", "research"),
+            ("HAKMEM_DISABLE_BIGCACHE", "1"),
+        ]);
+        assert!(!c.bigcache && c.elo && c.ucb1);
+        let (c, _) = parse(&[("HAKMEM_DISABLE_ELO", "1")]);
+        assert!(!c.elo && !c.ucb1 && c.bigcache);
+        let (c, _) = parse(&[
+            ("HAKMEM_MINIMAL", "1"),
+            ("HAKMEM_FRONT", "reuse"),
+            ("HAKMEM_SEED", "7"),
+        ]);
+        assert!(!c.elo && !c.bigcache);
+        assert_eq!((c.front, c.seed), (Front::Reuse, 7));
+    }
+
+    #[test]
+    fn bad_values_warn_once_each_naming_the_variable_and_keep_defaults() {
+        let (c, w) = parse(&[
+            ("HAKMEM_MODE", "turbo"),
+            ("HAKMEM_FRONT", "fastest"),
+            ("HAKMEM_DISABLE_ELO", "yes"),
+            ("HAKMEM_SEED", "-3"),
+            ("HAKMEM_BIGCACHE_WAYS", "99"),
+        ]);
+        assert_eq!(c, Config::preset(Mode::Balanced));
+        assert_eq!(w.len(), 5, "{w:?}");
+        assert!(
+            w[0].contains("HAKMEM_MODE")
+                && w[0].contains("minimal|fast|balanced|learning|research")
+        );
+        assert!(w
+            .iter()
+            .any(|l| l.contains("HAKMEM_FRONT") && l.contains("auto|pool|reuse")));
+        assert!(w
+            .iter()
+            .any(|l| l.contains("HAKMEM_DISABLE_ELO") && l.contains("0|1")));
+    }
+}

@@ -1,0 +1,196 @@
+//! Layer 7: the front ends. Each is complete and honest on its own:
+//!
+//! - `auto` (default): the pool for small and medium sizes; big blocks through the learned
+//!   threshold and the BigCache (`big::alloc_learned`). The small path never meets the learner.
+//! - `pool`: the pool model alone; big blocks plainly mapped and released.
+//! - `reuse`: the hakmem model for every size (`reuse.rs`).
+//!
+//! `AutoFront`, `PoolFront` and `ReuseFront` are `GlobalAlloc`s that always use their own
+//! front (the benches put them side by side); `Hakmem` and the C ABI use the front chosen
+//! by `HAKMEM_FRONT`.
+
+pub mod reuse;
+
+use crate::config::Front;
+use crate::pool::segment;
+use crate::site::Site;
+use crate::size_class::{bin_for_aligned, POOL_MAX};
+use crate::{big, pool};
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr;
+
+pub const MIN_ALIGN: usize = 16;
+
+/// Allocates through `front`. Null when out of memory.
+#[inline(always)]
+pub fn alloc(front: Front, size: usize, align: usize, site: Site, zero: bool) -> *mut u8 {
+    if front != Front::Reuse && size <= POOL_MAX && align <= MIN_ALIGN {
+        // SAFETY: size is in the pool's range.
+        let p = unsafe { pool::alloc(size) };
+        if zero && !p.is_null() {
+            // SAFETY: the block holds `size` bytes.
+            unsafe { ptr::write_bytes(p, 0, size) };
+        }
+        return p;
+    }
+    alloc_slow(front, size, align, site, zero)
+}
+
+#[cold]
+fn alloc_slow(front: Front, size: usize, align: usize, site: Site, zero: bool) -> *mut u8 {
+    let p = match front {
+        Front::Reuse => reuse::alloc_aligned(size, align, site),
+        _ => match bin_for_aligned(size, align) {
+            // SAFETY: a valid bin.
+            Some(bin) if align > MIN_ALIGN => unsafe { pool::alloc_bin(bin) },
+            _ if front == Front::Auto => return big::alloc_learned(size, align, site, zero),
+            _ => return big::alloc(size, align, site.0), // fresh: already zero
+        },
+    };
+    if zero && !p.is_null() {
+        // SAFETY: the block holds `size` bytes.
+        unsafe { ptr::write_bytes(p, 0, size) };
+    }
+    p
+}
+
+/// Frees through `front`.
+///
+/// # Safety
+/// `p` must be null or a live block of `front`.
+#[inline(always)]
+pub unsafe fn free(front: Front, p: *mut u8) {
+    if front == Front::Reuse {
+        // SAFETY: forwarded.
+        return unsafe { reuse::free(p) };
+    }
+    if segment::is_pool(p) {
+        // SAFETY: the segment map says `p` lies in a pool segment.
+        unsafe { pool::free(p) }
+    } else if !p.is_null() {
+        // SAFETY: forwarded; big::free proves ownership before touching anything.
+        unsafe { big::free(p) }
+    }
+}
+
+/// Usable bytes of `p` (0 for null).
+///
+/// # Safety
+/// `p` must be null or a live block of `front`.
+pub unsafe fn usable_size(front: Front, p: *mut u8) -> usize {
+    if front == Front::Reuse {
+        // SAFETY: forwarded.
+        return unsafe { reuse::usable_size(p) };
+    }
+    if p.is_null() {
+        0
+    } else if segment::is_pool(p) {
+        // SAFETY: `p` lies in a pool segment.
+        unsafe { pool::usable_size(p) }
+    } else {
+        big::usable_size(p)
+    }
+}
+
+/// `realloc` through `front` (default alignment). Null when out of memory, `p` untouched.
+///
+/// # Safety
+/// `p` must be null or a live block of `front`.
+pub unsafe fn realloc(front: Front, p: *mut u8, new: usize, site: Site) -> *mut u8 {
+    if front == Front::Reuse {
+        // SAFETY: forwarded.
+        return unsafe { reuse::realloc(p, new, site) };
+    }
+    if p.is_null() {
+        return alloc(front, new, MIN_ALIGN, site, false);
+    }
+    let old = if segment::is_pool(p) {
+        // SAFETY: `p` lies in a pool segment.
+        let usable = unsafe { pool::usable_size(p) };
+        if new <= usable && new >= usable / 2 {
+            return p; // fits, and wastes at most half the block
+        }
+        usable
+    } else if new > POOL_MAX {
+        // SAFETY: `p` is not a pool block, so it must be a live big block (checked inside).
+        return unsafe { big::realloc(p, new) };
+    } else {
+        big::checked_usable_size("realloc", p)
+    };
+    let q = alloc(front, new, MIN_ALIGN, site, false);
+    if !q.is_null() {
+        // SAFETY: both blocks are live and distinct; each holds the copied bytes.
+        unsafe {
+            ptr::copy_nonoverlapping(p, q, old.min(new));
+            free(front, p);
+        }
+    }
+    q
+}
+
+macro_rules! front_alloc {
+    ($(#[$doc:meta])* $name:ident, $front:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default)]
+        pub struct $name;
+
+        // SAFETY: blocks of at least `layout.size()` bytes aligned to `layout.align()`, or
+        // null; valid until freed through the same front; nothing unwinds.
+        unsafe impl GlobalAlloc for $name {
+            #[inline(always)]
+            unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+                alloc($front, l.size(), l.align(), Site::UNKNOWN, false)
+            }
+            #[inline(always)]
+            unsafe fn dealloc(&self, p: *mut u8, _l: Layout) {
+                // SAFETY: `p` came from this front (GlobalAlloc contract).
+                unsafe { free($front, p) }
+            }
+            #[inline]
+            unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+                alloc($front, l.size(), l.align(), Site::UNKNOWN, true)
+            }
+            #[inline]
+            unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+                // SAFETY: `p` is a live block of this front (GlobalAlloc contract).
+                unsafe { realloc_layout($front, p, l, new) }
+            }
+        }
+    };
+}
+
+/// `GlobalAlloc::realloc` for any front: over-aligned blocks move to a new aligned block.
+///
+/// # Safety
+/// `p` must be a live block of `front` allocated with `l`.
+pub unsafe fn realloc_layout(front: Front, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+    if l.align() <= MIN_ALIGN {
+        // SAFETY: forwarded.
+        return unsafe { realloc(front, p, new, Site::UNKNOWN) };
+    }
+    let q = alloc(front, new, l.align(), Site::UNKNOWN, false);
+    if !q.is_null() {
+        // SAFETY: both blocks are live and distinct and hold the copied bytes.
+        unsafe {
+            ptr::copy_nonoverlapping(p, q, l.size().min(new));
+            free(front, p);
+        }
+    }
+    q
+}
+
+front_alloc!(
+    /// The default front (pool + learned big blocks), whatever `HAKMEM_FRONT` says.
+    AutoFront,
+    Front::Auto
+);
+front_alloc!(
+    /// The pool model alone, whatever `HAKMEM_FRONT` says.
+    PoolFront,
+    Front::Pool
+);
+front_alloc!(
+    /// The hakmem model for every size, whatever `HAKMEM_FRONT` says.
+    ReuseFront,
+    Front::Reuse
+);
