@@ -6,7 +6,7 @@
 //! | fast | off (fixed 2 MiB) | off | on | off | off | – |
 //! | balanced (default) | on | off | on | on | on | 1 call in 100 |
 //! | learning | on | on | on | on | on | 1 call in 100 |
-//! | research | on | on | on | on | on | every call |
+//! | research | on | on | on | on | on | 1 call in 10, every call sampled |
 //!
 //! Switches applied after the mode: `HAKMEM_DISABLE_BIGCACHE=1`, `HAKMEM_DISABLE_ELO=1`
 //! (fixed 2 MiB threshold, UCB1 off too), `HAKMEM_MINIMAL=1` (both). `HAKMEM_FRONT` picks
@@ -89,8 +89,12 @@ pub struct Config {
     pub bigcache: bool,
     pub batch_madvise: bool,
     pub lifecycle: bool,
-    /// The learner picks a threshold on 1 call in this many and caches it in between.
+    /// The learner picks a threshold on 1 call in this many and keeps it in between (a
+    /// choice must hold for a while: a threshold's cost shows on the *next* allocations,
+    /// whose blocks it kept or released).
     pub select_every: u32,
+    /// Time and score every big allocation (research), not one in `learn::SAMPLE_EVERY`.
+    pub sample_all: bool,
     pub bigcache_ways: usize,
     pub seed: u64,
 }
@@ -106,7 +110,7 @@ impl Config {
             Mode::Fast => (false, false, true, false, false, 100),
             Mode::Balanced => (true, false, true, true, true, 100),
             Mode::Learning => (true, true, true, true, true, 100),
-            Mode::Research => (true, true, true, true, true, 1),
+            Mode::Research => (true, true, true, true, true, 10),
         };
         Config {
             mode,
@@ -117,6 +121,7 @@ impl Config {
             batch_madvise: batch,
             lifecycle,
             select_every: every,
+            sample_all: matches!(mode, Mode::Research),
             bigcache_ways: 4,
             seed: 0x4841_4b4d_454d, // "HAKMEM"
         }
@@ -280,7 +285,7 @@ mod tests {
         assert_eq!(m(Mode::Minimal), (false, false, false, false, false, 100));
         assert_eq!(m(Mode::Fast), (false, false, true, false, false, 100));
         assert_eq!(m(Mode::Learning), (true, true, true, true, true, 100));
-        assert_eq!(m(Mode::Research), (true, true, true, true, true, 1));
+        assert_eq!(m(Mode::Research), (true, true, true, true, true, 10));
     }
 
     #[test]

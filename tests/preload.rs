@@ -228,3 +228,26 @@ fn c_abi_bad_input_fork_and_threads_under_hakmem() {
     );
     assert_eq!(err.lines().count(), 1, "one line: {err}");
 }
+
+#[test]
+fn two_c_call_sites_get_two_sites_and_bigcache_hits_for_both() {
+    let dir = tmpdir("two-sites");
+    let exe = build_c("two_sites", &dir);
+    let plain = run_plain(Command::new(&exe));
+    let (pre, json) = run_preloaded(Command::new(&exe), &dir);
+    assert_same_and_served("two_sites", &plain, &pre, &json, 100);
+    // Sites that made 2 MiB allocations (hist bucket 2) and got BigCache hits.
+    let sites = &json[json.find("\"sites\":[{").expect("sites")..];
+    let with_hits: Vec<&str> = sites
+        .split("{\"site\":")
+        .skip(1)
+        .filter(|s| s.contains("\"hist\":[0,0,") && !s.contains("\"bigcache_hits\":0,"))
+        .collect();
+    assert_eq!(with_hits.len(), 2, "two sites with BigCache hits: {json}");
+    let ids: Vec<&str> = with_hits
+        .iter()
+        .map(|s| &s[..s.find(',').unwrap()])
+        .collect();
+    assert_ne!(ids[0], ids[1]);
+    assert!(stat(&json, "bigcache", "hits") >= 90, "{json}");
+}

@@ -125,7 +125,8 @@ fn worker(id: u64, ops: usize, to_next: mpsc::Sender<Block>, from_prev: mpsc::Re
 #[test]
 fn four_threads_random_sizes_alignments_realloc_and_cross_thread_frees() {
     const THREADS: usize = 4;
-    const OPS: usize = 400_000; // per thread: 1.6 M operations in all
+    // Per thread: 1.6 M operations in all by default; the front/mode variants run fewer.
+    let ops: usize = std::env::var("HAKMEM_STRESS_OPS").map_or(400_000, |v| v.parse().unwrap());
     let before = hakmem::stats::snapshot();
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..THREADS).map(|_| mpsc::channel::<Block>()).unzip();
     let mut rxs: Vec<Option<_>> = rxs.into_iter().map(Some).collect();
@@ -133,7 +134,7 @@ fn four_threads_random_sizes_alignments_realloc_and_cross_thread_frees() {
         .map(|i| {
             let tx = txs[(i + 1) % THREADS].clone();
             let rx = rxs[i].take().unwrap();
-            std::thread::spawn(move || worker(i as u64, OPS, tx, rx))
+            std::thread::spawn(move || worker(i as u64, ops, tx, rx))
         })
         .collect();
     drop(txs);
@@ -142,8 +143,8 @@ fn four_threads_random_sizes_alignments_realloc_and_cross_thread_frees() {
     }
     let after = hakmem::stats::snapshot();
     assert!(
-        after.pool.allocs - before.pool.allocs > 500_000,
-        "the pool served the test"
+        after.allocations() - before.allocations() > ops as u64,
+        "hakmem served the test"
     );
     assert!(
         after.big.allocs > before.big.allocs,
@@ -153,10 +154,46 @@ fn four_threads_random_sizes_alignments_realloc_and_cross_thread_frees() {
         after.pool.remote_frees > before.pool.remote_frees,
         "cross-thread frees happened"
     );
-    assert!(
-        after.syscalls.mremap > before.syscalls.mremap,
-        "big reallocs used mremap"
-    );
+    if after.config.front != hakmem::config::Front::Reuse {
+        assert!(
+            after.syscalls.mremap > before.syscalls.mremap,
+            "big reallocs used mremap"
+        );
+    }
+}
+
+/// The same stress in a child process per front end and mode.
+#[test]
+fn stress_under_every_front_and_mode() {
+    if std::env::var("HAKMEM_STRESS_OPS").is_ok() {
+        return; // already a child
+    }
+    let variants: [&[(&str, &str)]; 5] = [
+        &[("HAKMEM_FRONT", "reuse")],
+        &[("HAKMEM_FRONT", "pool")],
+        &[("HAKMEM_MODE", "minimal")],
+        &[("HAKMEM_MODE", "research")],
+        &[("HAKMEM_MODE", "learning"), ("HAKMEM_FRONT", "reuse")],
+    ];
+    for env in variants {
+        let mut c = std::process::Command::new(std::env::current_exe().unwrap());
+        c.args([
+            "--exact",
+            "four_threads_random_sizes_alignments_realloc_and_cross_thread_frees",
+            "--test-threads=1",
+        ])
+        .env("HAKMEM_STRESS_OPS", "100000");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+            "stress under {env:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]

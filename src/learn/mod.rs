@@ -129,7 +129,7 @@ pub fn decide(site: usize, size: usize) -> Decision {
         return Decision::fixed(seq);
     }
     WINDOW_HIST[sites::bucket(size)].fetch_add(1, Relaxed);
-    let sample = seq % SAMPLE_EVERY == 0 || cfg.select_every == 1;
+    let sample = seq % SAMPLE_EVERY == 0 || cfg.sample_all;
     if cfg.lifecycle {
         match PHASE.load(Relaxed) {
             1 => return elo_decision(FROZEN_CHOICE.load(Relaxed), seq, sample),
@@ -144,9 +144,11 @@ pub fn decide(site: usize, size: usize) -> Decision {
     }
     let select = seq % cfg.select_every as u64 == 0;
     if cfg.ucb1 {
+        // UCB1 explores on its own sampled calls (offset from ELO's), and once the site has
+        // adopted an arm, that arm decides for it.
         UCB_IN_USE[site].store(true, Relaxed);
         let u = UCB[site].lock();
-        if select {
+        if seq % SAMPLE_EVERY == SAMPLE_EVERY / 2 {
             let arm = u.select();
             return Decision {
                 threshold: ucb1::ARMS[arm],

@@ -1,0 +1,194 @@
+//! The learning layer end to end, each configuration in its own child process (the
+//! configuration is read once per process, from the environment).
+
+use std::process::Command;
+
+const CHILD_ENV: &str = "HAKMEM_LEARNING_CHILD";
+
+#[global_allocator]
+static GLOBAL: hakmem::Hakmem = hakmem::Hakmem;
+
+fn minor_faults() -> u64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    ru.ru_minflt as u64
+}
+
+/// Child entry: runs one scenario through `Hakmem` and prints
+/// `faults <n>` and the stats JSON.
+#[test]
+fn child_entry() {
+    let Ok(what) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let scenario = hakmem::scenarios::Scenario::parse(&what).expect("scenario name");
+    let before = hakmem::stats::snapshot();
+    let f0 = minor_faults();
+    let repeat: usize = std::env::var("HAKMEM_LEARNING_REPEAT").map_or(1, |v| v.parse().unwrap());
+    for _ in 0..repeat {
+        scenario.run(&GLOBAL);
+    }
+    let faults = minor_faults() - f0;
+    let after = hakmem::stats::snapshot();
+    println!("\nfaults {faults}"); // after the harness's "test child_entry ... "
+    println!("mmap {}", after.syscalls.mmap - before.syscalls.mmap);
+    println!("hits {}", after.bigcache.hits - before.bigcache.hits);
+    println!("misses {}", after.bigcache.misses - before.bigcache.misses);
+    println!("json {}", hakmem::stats::json());
+}
+
+struct Run {
+    faults: u64,
+    mmap: u64,
+    hits: u64,
+    misses: u64,
+    json: String,
+}
+
+fn run(scenario: &str, env: &[(&str, &str)]) -> Run {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, scenario);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let get = |key: &str| -> String {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} ")))
+            .unwrap_or_else(|| panic!("no {key} in {text}"))
+            .to_string()
+    };
+    Run {
+        faults: get("faults").parse().unwrap(),
+        mmap: get("mmap").parse().unwrap(),
+        hits: get("hits").parse().unwrap(),
+        misses: get("misses").parse().unwrap(),
+        json: get("json"),
+    }
+}
+
+#[test]
+fn vm_scenario_default_mode_hits_the_bigcache_and_halves_faults_and_mmaps() {
+    let default = run("vm", &[]);
+    let minimal = run("vm", &[("HAKMEM_MODE", "minimal")]);
+    let rate = default.hits as f64 / (default.hits + default.misses) as f64;
+    assert!(
+        rate >= 0.90,
+        "BigCache hit rate {rate:.3} ({} hits, {} misses)",
+        default.hits,
+        default.misses
+    );
+    assert!(
+        default.json.contains("\"mode\":\"balanced\""),
+        "{}",
+        default.json
+    );
+    assert!(minimal.json.contains("\"mode\":\"minimal\"") && minimal.hits == 0);
+    assert!(
+        default.faults * 2 <= minimal.faults,
+        "page faults: default {} vs minimal {}",
+        default.faults,
+        minimal.faults
+    );
+    assert!(
+        default.mmap * 2 <= minimal.mmap,
+        "mmap calls: default {} vs minimal {}",
+        default.mmap,
+        minimal.mmap
+    );
+    eprintln!(
+        "vm: default {} faults, {} mmap, hit rate {:.3}; minimal {} faults, {} mmap",
+        default.faults, default.mmap, rate, minimal.faults, minimal.mmap
+    );
+}
+
+#[test]
+fn kill_switches_and_bad_values_take_effect() {
+    let no_cache = run("vm", &[("HAKMEM_DISABLE_BIGCACHE", "1")]);
+    assert_eq!(no_cache.hits, 0);
+    assert!(
+        no_cache.json.contains("\"bigcache\":false"),
+        "{}",
+        no_cache.json
+    );
+    let no_elo = run("vm", &[("HAKMEM_DISABLE_ELO", "1")]);
+    assert!(no_elo.json.contains("\"elo\":false"));
+    assert!(
+        no_elo.hits > 90,
+        "fixed 2 MiB threshold still caches 2 MiB blocks"
+    );
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "json")
+        .env("HAKMEM_MODE", "ludicrous")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("HAKMEM_MODE")).collect();
+    assert_eq!(warnings.len(), 1, "one warning line: {err}");
+    assert!(warnings[0].contains("minimal|fast|balanced|learning|research"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"mode\":\"balanced\""));
+}
+
+/// The numbers after each `"key":` in `json`.
+fn values(json: &str, key: &str) -> Vec<f64> {
+    json.split(&format!("\"{key}\":"))
+        .skip(1)
+        .map(|s| s[..s.find([',', '}', ']']).unwrap()].parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn research_mode_rates_strategies_and_pulls_ucb1_arms() {
+    // 80 vm runs: 8000 big allocations, every one selected and sampled in research mode.
+    let r = run(
+        "vm",
+        &[
+            ("HAKMEM_MODE", "research"),
+            ("HAKMEM_LEARNING_REPEAT", "80"),
+        ],
+    );
+    let ratings = values(&r.json, "rating");
+    let wins = values(&r.json, "wins");
+    assert_eq!(ratings.len(), 12, "{}", r.json);
+    assert!(
+        wins.iter().sum::<f64>() > 0.0,
+        "ELO played games: {}",
+        r.json
+    );
+    assert!(
+        ratings.iter().any(|&x| x != 1500.0),
+        "ratings moved: {}",
+        r.json
+    );
+    // Thresholds above 2 MiB make 2 MiB blocks uncacheable (fresh faults): they must not lead.
+    let thresholds = values(&r.json, "threshold");
+    let best = (0..12)
+        .max_by(|&a, &b| ratings[a].total_cmp(&ratings[b]).then(b.cmp(&a)))
+        .unwrap();
+    assert!(
+        thresholds[best] <= (2 << 20) as f64,
+        "best threshold {} in {}",
+        thresholds[best],
+        r.json
+    );
+    let pulls: f64 = r
+        .json
+        .split("\"pulls\":[")
+        .nth(1)
+        .unwrap()
+        .split(']')
+        .next()
+        .unwrap()
+        .split(',')
+        .map(|x| x.parse::<f64>().unwrap())
+        .sum();
+    assert!(pulls >= 6.0, "UCB1 tried its arms: {}", r.json);
+}
