@@ -182,3 +182,36 @@ pub fn larson(
     }
     total
 }
+
+/// Producer/consumer: one thread allocates `n` blocks of 16–512 B and hands them, in
+/// batches of 256, to a second thread that frees them (every free is a remote free).
+/// Returns the number of allocations.
+pub fn producer_consumer(a: &'static (dyn GlobalAlloc + Sync), n: usize, seed: u64) -> usize {
+    const BATCH: usize = 256;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(usize, usize)>>(4);
+    let consumer = std::thread::spawn(move || {
+        for batch in rx {
+            for (p, size) in batch {
+                // SAFETY: allocated by the producer with this size, handed over once.
+                unsafe { a.dealloc(p as *mut u8, Layout::from_size_align_unchecked(size, 8)) };
+            }
+        }
+    });
+    let mut rng = crate::learn::rng::Rng::new(seed);
+    let mut batch = Vec::with_capacity(BATCH);
+    for _ in 0..n {
+        let size = 16 + rng.below(497);
+        let p = alloc_checked(a, Layout::from_size_align(size, 8).unwrap());
+        // SAFETY: the block holds at least 16 bytes.
+        unsafe { p.write_volatile(1) };
+        batch.push((p as usize, size));
+        if batch.len() == BATCH {
+            tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                .unwrap();
+        }
+    }
+    tx.send(batch).unwrap();
+    drop(tx);
+    consumer.join().unwrap();
+    n
+}

@@ -1,42 +1,149 @@
-//! malloc+free pairs and batches of 1000 through `GlobalAlloc`, every allocator in the
-//! same group so each ratio comes from one run.
+//! Criterion benches: every probe, then every workload with all six allocators in the same
+//! group (hakmem's three fronts, glibc, mimalloc, jemalloc), so each ratio comes from one
+//! run. Each allocator is confirmed (`peers::confirm_served`) before it is measured.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use microbench::{peers, workloads};
+use hakmem::scenarios::{self, Scenario};
+use microbench::peers::{self, Peer};
+use microbench::{probes, workloads};
 use std::alloc::Layout;
+use std::time::Duration;
 
-const SIZES: [usize; 4] = [16, 64, 256, 4096];
+const SIZES: [usize; 7] = [16, 64, 256, 1024, 4096, 32768, 2 << 20];
 
-fn pairs(c: &mut Criterion) {
-    for size in SIZES {
-        let layout = Layout::from_size_align(size, 8).unwrap();
-        let mut g = c.benchmark_group(format!("pair/{size}"));
-        g.throughput(Throughput::Elements(1));
-        for peer in peers::all() {
-            peers::confirm_served(&peer, layout);
-            g.bench_function(BenchmarkId::from_parameter(peer.name), |b| {
-                b.iter(|| workloads::pair(peer.alloc, layout))
-            });
-        }
-        g.finish();
+fn size_label(size: usize) -> String {
+    if size >= 1 << 20 {
+        format!("{}MiB", size >> 20)
+    } else {
+        size.to_string()
     }
 }
 
-fn batches(c: &mut Criterion) {
-    let mut slots = vec![std::ptr::null_mut(); 1000];
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(700))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30)
+        .configure_from_args()
+}
+
+fn probe_steps(c: &mut Criterion) {
+    let mut g = c.benchmark_group("probe");
+    g.throughput(Throughput::Elements(probes::OPS));
+    for p in probes::STEPS {
+        let mut run = (p.make)();
+        g.bench_function(p.name, |b| b.iter(&mut run));
+    }
+    g.finish();
+}
+
+/// One group per workload, every allocator in it.
+fn peer_group(
+    c: &mut Criterion,
+    group: &str,
+    elements: u64,
+    confirm: Layout,
+    mut bench: impl FnMut(&Peer) -> Box<dyn FnMut()>,
+) {
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Elements(elements));
+    for peer in peers::ALL {
+        peers::confirm_served(&peer, confirm);
+        let mut run = bench(&peer);
+        g.bench_function(BenchmarkId::from_parameter(peer.name), |b| b.iter(&mut run));
+    }
+    g.finish();
+}
+
+fn pairs_and_batches(c: &mut Criterion) {
     for size in SIZES {
-        let layout = Layout::from_size_align(size, 8).unwrap();
-        let mut g = c.benchmark_group(format!("batch1000/{size}"));
-        g.throughput(Throughput::Elements(1000));
-        for peer in peers::all() {
-            peers::confirm_served(&peer, layout);
-            g.bench_function(BenchmarkId::from_parameter(peer.name), |b| {
-                b.iter(|| workloads::batch(peer.alloc, layout, &mut slots))
-            });
-        }
-        g.finish();
+        let l = Layout::from_size_align(size, 8).unwrap();
+        peer_group(c, &format!("pair/{}", size_label(size)), 1, l, |p| {
+            let a = p.alloc;
+            Box::new(move || workloads::pair(a, l))
+        });
+        peer_group(
+            c,
+            &format!("batch1000/{}", size_label(size)),
+            1000,
+            l,
+            |p| {
+                let a = p.alloc;
+                let mut slots = vec![std::ptr::null_mut(); 1000];
+                Box::new(move || workloads::batch(a, l, &mut slots))
+            },
+        );
     }
 }
 
-criterion_group!(benches, pairs, batches);
+fn scenario_groups(c: &mut Criterion) {
+    for s in Scenario::ALL {
+        let (size, n) = s.shape();
+        let confirm = Layout::from_size_align(size.max(64 << 10), 16).unwrap();
+        peer_group(
+            c,
+            &format!("scenario/{}", s.name()),
+            n as u64,
+            confirm,
+            |p| {
+                let a = p.alloc;
+                Box::new(move || {
+                    std::hint::black_box(s.run(a));
+                })
+            },
+        );
+    }
+}
+
+/// Larson-style server simulation: ops per second at 1 and 2 threads.
+pub const LARSON_ROUNDS: usize = 4;
+pub const LARSON_OPS: usize = 5000;
+
+fn larson_groups(c: &mut Criterion) {
+    for threads in [1usize, 2] {
+        let total = (threads * LARSON_ROUNDS * LARSON_OPS) as u64;
+        peer_group(
+            c,
+            &format!("larson/{threads}t"),
+            total,
+            Layout::from_size_align(100, 8).unwrap(),
+            |p| {
+                let a = p.alloc;
+                Box::new(move || {
+                    std::hint::black_box(scenarios::larson(
+                        a,
+                        threads,
+                        LARSON_ROUNDS,
+                        LARSON_OPS,
+                        42,
+                    ));
+                })
+            },
+        );
+    }
+}
+
+/// One thread allocates, another frees: every free is a remote free.
+pub const PRODCONS_OPS: usize = 20_000;
+
+fn prodcons_group(c: &mut Criterion) {
+    peer_group(
+        c,
+        "prodcons",
+        PRODCONS_OPS as u64,
+        Layout::from_size_align(100, 8).unwrap(),
+        |p| {
+            let a = p.alloc;
+            Box::new(move || {
+                std::hint::black_box(scenarios::producer_consumer(a, PRODCONS_OPS, 7));
+            })
+        },
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = probe_steps, pairs_and_batches, scenario_groups, larson_groups, prodcons_group
+}
 criterion_main!(benches);

@@ -1,5 +1,15 @@
 //! The measured paths, defined once: the criterion benches, the gungraun benches and
-//! `hakprof` all run these functions, so a number in each describes the same code.
+//! `hakprof` all run these, so a number in each describes the same code.
+//!
+//! - `peers`: the allocators compared, and the check of which one served a workload.
+//! - `workloads`: malloc+free pairs and batches through any `GlobalAlloc`.
+//! - `probes`: every named path (the steps of both models, the whole paths, the peers).
+//! - `iai`: gungraun results and the instruction-count gate; `json`: a minimal reader.
+//! - `report`: criterion results as tables and the performance targets.
 
+pub mod iai;
+pub mod json;
 pub mod peers;
+pub mod probes;
+pub mod report;
 pub mod workloads;

@@ -96,11 +96,8 @@ pub unsafe fn alloc_bin(bin: usize) -> *mut u8 {
         // is a live page or the empty page, whose `free` is null.
         unsafe {
             let page = *(*heap).pages.get_unchecked(bin);
-            let block = (*page).free;
+            let block = (*page).pop();
             if !block.is_null() {
-                // Pop: one load of the next link, two stores. No lock, no atomic RMW.
-                (*page).free = (*block).next;
-                (*page).used += 1;
                 (*heap).stats.allocs.bump();
                 return block as *mut u8;
             }
@@ -123,10 +120,7 @@ pub unsafe fn free(p: *mut u8) {
         let heap = tls::heap();
         if (*seg).owner == heap {
             // Push onto the owner's list: two stores, no atomics.
-            let block = p as *mut Block;
-            (*block).next = (*page).free;
-            (*page).free = block;
-            (*page).used -= 1;
+            (*page).push(p as *mut Block);
             (*heap).stats.frees.bump();
             if (*page).used == 0 || (*page).in_full {
                 free_local_slow(heap, page);
@@ -167,9 +161,7 @@ unsafe fn alloc_slow(bin: usize) -> *mut u8 {
         if page.is_null() {
             return ptr::null_mut();
         }
-        let block = (*page).free;
-        (*page).free = (*block).next;
-        (*page).used += 1;
+        let block = (*page).pop();
         (*heap).stats.allocs.bump();
         block as *mut u8
     }

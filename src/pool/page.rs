@@ -63,6 +63,35 @@ impl Page {
         start: ptr::null_mut(),
     };
 
+    /// Pops a block off the owner's free list; null when it is empty. The allocation fast
+    /// path is this plus the TLS read and the bin lookup.
+    ///
+    /// # Safety
+    /// Owner only; every block on `free` is a free block of this page.
+    #[inline(always)]
+    pub unsafe fn pop(&mut self) -> *mut Block {
+        let block = self.free;
+        if !block.is_null() {
+            // One load of the link, two stores. No lock, no atomic RMW.
+            // SAFETY: a free block's first word is its link.
+            self.free = unsafe { (*block).next };
+            self.used += 1;
+        }
+        block
+    }
+
+    /// Pushes a freed block onto the owner's free list (the local free fast path).
+    ///
+    /// # Safety
+    /// Owner only; `block` is a live block of this page that the caller gives up.
+    #[inline(always)]
+    pub unsafe fn push(&mut self, block: *mut Block) {
+        // SAFETY: the caller gave us the block; its first word becomes the link.
+        unsafe { (*block).next = self.free };
+        self.free = block;
+        self.used -= 1;
+    }
+
     /// Sets the page up for `bin` blocks of `block_size` over `len` bytes at `start`.
     pub fn init(&mut self, bin: usize, block_size: usize, start: *mut u8, len: usize) {
         *self = Page::EMPTY;

@@ -1,0 +1,62 @@
+//! `bench-report [criterion dir] [gungraun results]`: the Markdown table of the last
+//! `make bench` run (and the last `make iai` run), with the machine and the date.
+
+use microbench::{iai, probes, report};
+use std::path::PathBuf;
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = args
+        .get(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/criterion"));
+    let iai_path = args
+        .get(2)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/iai.jsonl"));
+    let results = match report::load(&dir) {
+        Ok(r) if !r.is_empty() => r,
+        Ok(_) => {
+            eprintln!(
+                "bench-report: no criterion results under {} (run make bench first)",
+                dir.display()
+            );
+            std::process::exit(2);
+        }
+        Err(e) => {
+            eprintln!("bench-report: {e}");
+            std::process::exit(2);
+        }
+    };
+    let iai_pair64 = std::fs::read_to_string(&iai_path)
+        .ok()
+        .and_then(|t| iai::parse_results(&t).ok())
+        .and_then(|r| {
+            r.get("pair64/hakmem")
+                .map(|c| c.instructions as f64 / probes::OPS as f64)
+        });
+    let date = std::process::Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    print!(
+        "{}",
+        report::markdown(&results, iai_pair64, &machine(), &date)
+    );
+}

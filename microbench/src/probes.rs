@@ -1,0 +1,301 @@
+//! The measured paths, each a named probe: `make()` sets it up (outside any measurement)
+//! and returns a closure that performs `ops` operations of the path. Criterion times the
+//! closure, gungraun counts its instructions, `hakprof` wraps it in perf counters and
+//! samples its stacks: all three describe the same code.
+
+use crate::peers::{self, Peer};
+use crate::workloads;
+use hakmem::big::cache;
+use hakmem::header::{AllocHeader, Method};
+use hakmem::learn::{elo::Elo, rng::Rng, sites, ucb1::Ucb1};
+use hakmem::pool::page::{Block, Page};
+use hakmem::Site;
+use std::alloc::{GlobalAlloc, Layout};
+use std::hint::black_box;
+
+/// Operations per run of a probe (the closure); per-op figures divide by it.
+pub const OPS: u64 = 1000;
+
+pub type Run = Box<dyn FnMut()>;
+
+pub struct Probe {
+    pub name: &'static str,
+    /// What one operation is.
+    pub what: &'static str,
+    pub make: fn() -> Run,
+}
+
+/// The step probes of the two models, then the whole paths.
+pub const STEPS: [Probe; 11] = [
+    Probe {
+        name: "site_hash",
+        what: "return address → site id → site table entry",
+        make: site_hash,
+    },
+    Probe {
+        name: "bigcache_lookup_hit",
+        what: "BigCache take (hit) + put back",
+        make: bigcache_hit,
+    },
+    Probe {
+        name: "bigcache_lookup_miss",
+        what: "BigCache take on an empty (site, class)",
+        make: bigcache_miss,
+    },
+    Probe {
+        name: "elo_select",
+        what: "ELO epsilon-greedy selection",
+        make: elo_select,
+    },
+    Probe {
+        name: "ucb1_select",
+        what: "UCB1 arm selection (6 arms)",
+        make: ucb1_select,
+    },
+    Probe {
+        name: "header_write",
+        what: "32-byte AllocHeader write",
+        make: header_write,
+    },
+    Probe {
+        name: "header_verify",
+        what: "AllocHeader magic + state check",
+        make: header_verify,
+    },
+    Probe {
+        name: "freelist_pop",
+        what: "pool page free-list pop",
+        make: freelist_pop,
+    },
+    Probe {
+        name: "freelist_push",
+        what: "pool page free-list push",
+        make: freelist_push,
+    },
+    Probe {
+        name: "reuse_path",
+        what: "64 B malloc+free, hakmem model (site, learner, BigCache check, header)",
+        make: reuse_path,
+    },
+    Probe {
+        name: "pool_path",
+        what: "64 B malloc+free, pool model",
+        make: pool_path,
+    },
+];
+
+/// Every probe: the steps, then a 64 B pair and a 64 B batch through each allocator.
+pub fn all() -> Vec<Probe> {
+    let mut v: Vec<Probe> = STEPS.into_iter().collect();
+    macro_rules! peer_probes {
+        ($($peer:literal),*) => {$(
+            v.push(Probe { name: concat!("pair64/", $peer), what: concat!("64 B malloc+free through ", $peer), make: || pair_probe($peer) });
+            v.push(Probe { name: concat!("batch64/", $peer), what: concat!("64 B malloc (and free), batch of 1000, through ", $peer), make: || batch_probe($peer) });
+        )*};
+    }
+    peer_probes!(
+        "hakmem",
+        "hakmem-reuse",
+        "hakmem-pool",
+        "system",
+        "mimalloc",
+        "jemalloc"
+    );
+    v
+}
+
+pub fn by_name(name: &str) -> Option<Probe> {
+    all().into_iter().find(|p| p.name == name)
+}
+
+/// A site slot no real allocation in the bench processes uses.
+fn probe_slot() -> usize {
+    (sites::slot(Site::UNKNOWN) + 128) % sites::SITES
+}
+
+fn site_hash() -> Run {
+    Box::new(|| {
+        for i in 0..OPS as usize {
+            black_box(sites::slot(Site::from_return_address(black_box(
+                0x40_1000 + (i & 7) * 16,
+            ))));
+        }
+    })
+}
+
+const FAKE_SPAN: usize = 2 << 20;
+/// "Put" timestamps in the far future: the thermal policy never ages the probe's block out.
+const NEVER_IDLE: u64 = u64::MAX;
+
+fn bigcache_hit() -> Run {
+    let slot = probe_slot();
+    // A real 2 MiB block of hakmem's (never freed), cached in the probe's own slot.
+    let block = hakmem::big::alloc(FAKE_SPAN, 16, 0) as usize;
+    let _ = cache::put(slot, 2, 4, block, FAKE_SPAN, NEVER_IDLE);
+    Box::new(move || {
+        for _ in 0..OPS {
+            let v = cache::take(slot, 2, 4, |_| FAKE_SPAN);
+            let v = black_box(v.expect("the probe's block is cached"));
+            let _ = cache::put(slot, 2, 4, v, FAKE_SPAN, NEVER_IDLE);
+        }
+    })
+}
+
+fn bigcache_miss() -> Run {
+    let slot = probe_slot();
+    Box::new(move || {
+        for _ in 0..OPS {
+            black_box(cache::take(slot, 7, 4, |_| FAKE_SPAN));
+        }
+    })
+}
+
+fn elo_select() -> Run {
+    let elo = Elo::default();
+    let mut rng = Rng::new(1);
+    Box::new(move || {
+        for _ in 0..OPS {
+            black_box(elo.select(&mut rng));
+        }
+    })
+}
+
+fn ucb1_select() -> Run {
+    let mut u = Ucb1::default();
+    for arm in 0..6 {
+        u.record(arm, 0.1 * arm as f64);
+    }
+    Box::new(move || {
+        for _ in 0..OPS {
+            black_box(black_box(&u).select());
+        }
+    })
+}
+
+/// A 64-byte, 16-aligned scratch block for the header probes.
+#[repr(C, align(64))]
+struct Scratch([u8; 64]);
+
+fn header_write() -> Run {
+    let mut s = Box::new(Scratch([0; 64]));
+    Box::new(move || {
+        let user = black_box(s.0.as_mut_ptr().wrapping_add(32));
+        for i in 0..OPS as usize {
+            // SAFETY: `user - 32 .. user` lies in the scratch block, 16-aligned.
+            unsafe { AllocHeader::write(user, AllocHeader::new(Method::Pool, 7, 32, i, 96)) };
+            black_box(user);
+        }
+    })
+}
+
+fn header_verify() -> Run {
+    let mut s = Box::new(Scratch([0; 64]));
+    let user = s.0.as_mut_ptr().wrapping_add(32);
+    // SAFETY: as in `header_write`.
+    unsafe { AllocHeader::write(user, AllocHeader::new(Method::Pool, 7, 32, 64, 96)) };
+    Box::new(move || {
+        let _keep = &s;
+        for _ in 0..OPS {
+            // SAFETY: as above.
+            black_box(unsafe { AllocHeader::verify(black_box(user)) });
+        }
+    })
+}
+
+/// A page of 64-byte blocks over 64 KiB of its own, fully carved.
+fn carved_page() -> (Box<Page>, Vec<u128>) {
+    let mut mem = vec![0u128; 64 * 1024 / 16];
+    let mut page = Box::new(Page::EMPTY);
+    page.init(3, 64, mem.as_mut_ptr() as *mut u8, 64 * 1024);
+    // SAFETY: the page owns `mem`; extend carves inside it.
+    while unsafe { page.extend() } {}
+    (page, mem)
+}
+
+fn freelist_pop() -> Run {
+    let (mut page, mem) = carved_page();
+    let head = page.free;
+    Box::new(move || {
+        let _keep = &mem;
+        for _ in 0..OPS {
+            // SAFETY: the page holds 1024 free blocks; we pop 1000 and restore below.
+            black_box(unsafe { page.pop() });
+        }
+        page.free = head;
+        page.used = 0;
+    })
+}
+
+fn freelist_push() -> Run {
+    let (mut page, mem) = carved_page();
+    let blocks: Vec<*mut Block> = (0..OPS)
+        // SAFETY: as in `freelist_pop`.
+        .map(|_| unsafe { page.pop() })
+        .collect();
+    let (empty_head, used) = (page.free, page.used);
+    Box::new(move || {
+        let _keep = &mem;
+        for &b in &blocks {
+            // SAFETY: each block was popped from this page and is pushed back once.
+            unsafe { page.push(black_box(b)) };
+        }
+        page.free = empty_head;
+        page.used = used;
+    })
+}
+
+fn pair_run(a: &'static (dyn GlobalAlloc + Sync)) -> Run {
+    let l = Layout::from_size_align(64, 8).unwrap();
+    Box::new(move || {
+        for _ in 0..OPS {
+            workloads::pair(a, l);
+        }
+    })
+}
+
+fn warmed(peer: Peer) -> Peer {
+    let l = Layout::from_size_align(64, 8).unwrap();
+    peers::confirm_served(&peer, l);
+    let mut slots = vec![std::ptr::null_mut(); OPS as usize];
+    workloads::batch(peer.alloc, l, &mut slots);
+    peer
+}
+
+fn reuse_path() -> Run {
+    pair_run(warmed(peers::by_name("hakmem-reuse").unwrap()).alloc)
+}
+
+fn pool_path() -> Run {
+    pair_run(warmed(peers::by_name("hakmem-pool").unwrap()).alloc)
+}
+
+fn pair_probe(name: &str) -> Run {
+    pair_run(warmed(peers::by_name(name).unwrap()).alloc)
+}
+
+fn batch_probe(name: &str) -> Run {
+    let a = warmed(peers::by_name(name).unwrap()).alloc;
+    let l = Layout::from_size_align(64, 8).unwrap();
+    let mut slots = vec![std::ptr::null_mut(); OPS as usize];
+    Box::new(move || workloads::batch(a, l, &mut slots))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_probe_runs_and_names_are_unique() {
+        let all = all();
+        for p in &all {
+            let mut run = (p.make)();
+            run();
+            run();
+        }
+        let mut names: Vec<&str> = all.iter().map(|p| p.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), all.len());
+        assert!(by_name("reuse_path").is_some() && by_name("nope").is_none());
+    }
+}
