@@ -6,7 +6,7 @@ GUNGRAUN_VERSION := 0.20.0
 IAI_RESULTS  := target/iai.jsonl
 IAI_BASELINE := microbench/iai-baseline.tsv
 
-.PHONY: build preload test test-fast stress bench bench-report iai iai-runner iai-check iai-bless profile miri fmt clippy clean
+.PHONY: build preload test test-fast stress bench bench-report iai iai-runner iai-check iai-bless profile profile-tools miri fmt clippy clean
 
 build:
 	$(CARGO) build --release --workspace
@@ -55,8 +55,27 @@ iai-bless: iai-runner
 	$(CARGO) bench -p microbench --bench iai -- --output-format=json > $(IAI_RESULTS)
 	@$(CARGO) run -q --release -p microbench --bin iai-gate -- bless $(IAI_BASELINE) $(IAI_RESULTS)
 
-profile: build
-	$(CARGO) run --release -p profiling --bin hakprof
+# The main job: counters, flamegraphs, ablation, syscalls and the report, written to
+# flamegraphs/ (index.html, report.md, *.svg). QUICK=1 runs a smaller set (about a minute).
+# hakprof is built with frame pointers (for perf's stacks) in its own target folder, so
+# the other builds keep their flags and their caches.
+PROFILE_TARGET := target/profile
+profile: profile-tools
+	RUSTFLAGS="-C force-frame-pointers=yes" CARGO_TARGET_DIR=$(PROFILE_TARGET) $(CARGO) build --release -p profiling
+	$(PROFILE_TARGET)/release/hakprof report $(if $(QUICK),--quick)
+
+# perf and valgrind from the system package manager when missing (Debian/Ubuntu).
+profile-tools:
+	@missing=""; \
+	command -v perf >/dev/null 2>&1 && perf --version >/dev/null 2>&1 || missing="$$missing linux-perf"; \
+	command -v valgrind >/dev/null 2>&1 || missing="$$missing valgrind"; \
+	command -v strace >/dev/null 2>&1 || missing="$$missing strace"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if command -v apt-get >/dev/null 2>&1; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing || echo "could not install$$missing; hakprof will say what is missing"; \
+		else echo "no apt-get: install$$missing yourself; hakprof will say what is missing"; fi; \
+	fi
 
 # The pure-logic modules (size classes, header, sites, learners, lifecycle) under Miri.
 miri:

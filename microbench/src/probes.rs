@@ -26,11 +26,16 @@ pub struct Probe {
 }
 
 /// The step probes of the two models, then the whole paths.
-pub const STEPS: [Probe; 11] = [
+pub const STEPS: [Probe; 12] = [
     Probe {
         name: "site_hash",
         what: "return address → site id → site table entry",
         make: site_hash,
+    },
+    Probe {
+        name: "learner_decide",
+        what: "the learner's per-allocation decision (cached choice)",
+        make: learner_decide,
     },
     Probe {
         name: "bigcache_lookup_hit",
@@ -119,6 +124,15 @@ fn site_hash() -> Run {
             black_box(sites::slot(Site::from_return_address(black_box(
                 0x40_1000 + (i & 7) * 16,
             ))));
+        }
+    })
+}
+
+fn learner_decide() -> Run {
+    let slot = probe_slot();
+    Box::new(move || {
+        for _ in 0..OPS {
+            black_box(hakmem::learn::decide(black_box(slot), 64));
         }
     })
 }

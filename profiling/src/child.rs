@@ -1,0 +1,112 @@
+//! What hakprof's child processes run: one probe (under perf record or callgrind), or one
+//! workload under the configuration its environment sets (ablation, syscall census).
+
+use hakmem::scenarios::Scenario;
+use microbench::probes::{self, Run};
+use std::alloc::{GlobalAlloc, Layout};
+use std::time::{Duration, Instant};
+
+/// The measured region: callgrind collects only inside it, and stacks under it are the
+/// probe's. Never inlined, with a stable name.
+#[no_mangle]
+#[inline(never)]
+pub extern "Rust" fn hakprof_measured_region(run: &mut Run, iters: u64) {
+    for _ in 0..iters {
+        run();
+    }
+}
+
+/// Runs probe `name` for `iters` iterations, or until `seconds` have passed.
+pub fn run_probe(name: &str, iters: u64, seconds: Option<f64>) -> Result<(), String> {
+    let probe = probes::by_name(name).ok_or_else(|| format!("no probe named {name:?}"))?;
+    let mut run = (probe.make)();
+    run();
+    match seconds {
+        Some(s) => {
+            let end = Instant::now() + Duration::from_secs_f64(s);
+            while Instant::now() < end {
+                hakprof_measured_region(&mut run, 100);
+            }
+        }
+        None => hakprof_measured_region(&mut run, iters),
+    }
+    Ok(())
+}
+
+pub const WORKLOADS: [&str; 5] = ["reuse_path", "json", "mir", "vm", "mixed"];
+
+fn minor_faults() -> u64 {
+    // SAFETY: getrusage fills a zeroed struct.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru.ru_minflt as u64
+    }
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Runs workload `name` `reps` times through hakmem as configured by the environment and
+/// prints one JSON line: median ns per operation, page faults, syscalls, BigCache hits,
+/// and how many allocations hakmem served (the proof it ran).
+pub fn run_workload(name: &str, reps: usize) -> Result<String, String> {
+    static HAKMEM: hakmem::Hakmem = hakmem::Hakmem;
+    static REUSE: hakmem::ReuseFront = hakmem::ReuseFront;
+    let mut one: Box<dyn FnMut() -> usize> = match name {
+        "reuse_path" => {
+            let l = Layout::from_size_align(64, 8).unwrap();
+            Box::new(move || {
+                for _ in 0..probes::OPS {
+                    // SAFETY: allocated and freed with the same layout and allocator.
+                    unsafe {
+                        let p = REUSE.alloc(l);
+                        std::hint::black_box(p);
+                        REUSE.dealloc(p, l);
+                    }
+                }
+                probes::OPS as usize
+            })
+        }
+        s => {
+            let sc = Scenario::parse(s)
+                .ok_or_else(|| format!("no workload named {s:?} (one of {WORKLOADS:?})"))?;
+            Box::new(move || sc.run(&HAKMEM))
+        }
+    };
+    one(); // warm-up
+    let before = hakmem::stats::snapshot();
+    let f0 = minor_faults();
+    let mut per_op = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = Instant::now();
+        let n = one();
+        per_op.push(t.elapsed().as_nanos() as f64 / n as f64);
+    }
+    let faults = minor_faults() - f0;
+    let after = hakmem::stats::snapshot();
+    per_op.sort_by(f64::total_cmp);
+    let median = per_op[per_op.len() / 2];
+    let s = |a: u64, b: u64| a - b;
+    Ok(format!(
+        "{{\"workload\":\"{name}\",\"mode\":\"{}\",\"bigcache\":{},\"elo\":{},\"reps\":{reps},\"median_ns_per_op\":{median:.2},\"page_faults\":{faults},\"mmap\":{},\"munmap\":{},\"madvise\":{},\"mremap\":{},\"bigcache_hits\":{},\"hakmem_allocations\":{},\"peak_rss_kib\":{}}}",
+        after.config.mode.name(),
+        after.config.bigcache,
+        after.config.elo,
+        s(after.syscalls.mmap, before.syscalls.mmap),
+        s(after.syscalls.munmap, before.syscalls.munmap),
+        s(after.syscalls.madvise, before.syscalls.madvise),
+        s(after.syscalls.mremap, before.syscalls.mremap),
+        s(after.bigcache.hits, before.bigcache.hits),
+        after.allocations() - before.allocations(),
+        peak_rss_kib(),
+    ))
+}

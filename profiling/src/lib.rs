@@ -1,0 +1,31 @@
+//! hakprof's library: small modules with a thin binary (`main.rs`) over them.
+//!
+//! - `events`: which perf events exist here, and the plain-language reason when one does not.
+//! - `counters`: perf-event groups (or the software fallback) around a probe's runs.
+//! - `sim`: simulated cache misses from callgrind, for hosts without hardware counters.
+//! - `flame`: stacks from `perf record`, folded and drawn by inferno; differential and step graphs.
+//! - `ablation`, `syscalls`: the feature-isolation study and the syscall census, per child process.
+//! - `child`: the entry points those child processes run.
+//! - `report`: Markdown, HTML and the SVG bar chart; `machine`: what we ran on.
+//! - `run`: the subcommands, which `main.rs` parses and calls.
+
+pub mod ablation;
+pub mod child;
+pub mod counters;
+pub mod events;
+pub mod flame;
+pub mod machine;
+pub mod report;
+pub mod run;
+pub mod sim;
+pub mod syscalls;
+
+/// Where generated files go.
+pub fn out_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../flamegraphs")
+}
+
+/// This executable, for re-running itself as a child (under perf, valgrind, strace).
+pub fn self_exe() -> std::path::PathBuf {
+    std::env::current_exe().expect("current_exe")
+}

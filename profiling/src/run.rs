@@ -1,0 +1,329 @@
+//! The subcommands, as functions the thin `main.rs` calls.
+
+use crate::counters::{self, Measurement};
+use crate::events::Availability;
+use crate::report::{self, Picture, Report, StepRow};
+use crate::{ablation, flame, machine, sim, syscalls};
+use microbench::peers;
+use microbench::probes::{self, Probe};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Probes in QUICK runs: the two whole paths and the 64 B pair per allocator.
+pub const QUICK_PROBES: [&str; 8] = [
+    "pool_path",
+    "reuse_path",
+    "pair64/hakmem",
+    "pair64/hakmem-reuse",
+    "pair64/hakmem-pool",
+    "pair64/system",
+    "pair64/mimalloc",
+    "pair64/jemalloc",
+];
+
+pub fn select(names: &[String], quick: bool) -> Result<Vec<Probe>, String> {
+    if names.is_empty() {
+        return Ok(if quick {
+            QUICK_PROBES
+                .iter()
+                .filter_map(|n| probes::by_name(n))
+                .collect()
+        } else {
+            probes::all()
+        });
+    }
+    names
+        .iter()
+        .map(|n| {
+            probes::by_name(n)
+                .ok_or_else(|| format!("no probe named {n:?}; `hakprof list` shows them"))
+        })
+        .collect()
+}
+
+/// Which allocator serves a probe (after checking it does).
+pub fn served_by(p: &Probe) -> String {
+    if let Some((_, peer)) = p.name.split_once('/') {
+        let peer_def = peers::by_name(peer).expect("probe names a known peer");
+        peers::confirm_served(
+            &peer_def,
+            std::alloc::Layout::from_size_align(64, 8).unwrap(),
+        );
+        return format!("{peer} (confirmed)");
+    }
+    match p.name {
+        "reuse_path" => {
+            peers::confirm_served(
+                &peers::by_name("hakmem-reuse").unwrap(),
+                std::alloc::Layout::from_size_align(64, 8).unwrap(),
+            );
+            "hakmem-reuse (confirmed)".into()
+        }
+        "pool_path" => {
+            peers::confirm_served(
+                &peers::by_name("hakmem-pool").unwrap(),
+                std::alloc::Layout::from_size_align(64, 8).unwrap(),
+            );
+            "hakmem-pool (confirmed)".into()
+        }
+        _ => "hakmem (component)".into(),
+    }
+}
+
+pub struct CounterOptions {
+    pub iters: u64,
+    pub sim: bool,
+    pub sim_iters: u64,
+}
+
+/// Measures each probe; says once which events are missing.
+pub fn counters(
+    probes: &[Probe],
+    o: &CounterOptions,
+    tmp: &Path,
+    mut progress: impl FnMut(&str),
+) -> (Availability, Vec<Measurement>) {
+    let avail = counters::host_availability();
+    if let Some(n) = avail.notice() {
+        eprint!("{n}");
+    }
+    let pinned = counters::pin_to_current_cpu();
+    if !pinned {
+        eprintln!("hakprof: could not pin to one CPU; counts may include migrations");
+    }
+    let tsc = counters::calibrate_tsc();
+    let want_sim = o.sim && !avail.hardware_complete();
+    let exe = crate::self_exe();
+    let mut out = Vec::new();
+    for p in probes {
+        progress(&format!("counters: {}", p.name));
+        let served = served_by(p);
+        let raw = counters::measure(p, o.iters, &avail, tsc);
+        let sim = if want_sim {
+            match sim::simulate(&exe, p.name, o.sim_iters, probes::OPS, tmp) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    eprintln!("hakprof: no simulated cache figures for {}: {e}", p.name);
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        out.push(Measurement::from_raw(p.name, &served, &raw, sim));
+    }
+    (avail, out)
+}
+
+fn file_name(probe: &str) -> String {
+    format!("{}.svg", probe.replace('/', "_"))
+}
+
+/// One flamegraph per probe, then the differential one. Returns the pictures and the
+/// folded stacks of pool_path and reuse_path.
+pub fn flames(
+    probes: &[Probe],
+    seconds: f64,
+    out: &Path,
+    tmp: &Path,
+    mut progress: impl FnMut(&str),
+) -> Vec<Picture> {
+    let exe = crate::self_exe();
+    let mut pictures = Vec::new();
+    let mut folded = std::collections::BTreeMap::new();
+    for p in probes {
+        progress(&format!("flame: {}", p.name));
+        let r = flame::record(&exe, p.name, seconds, tmp).and_then(|f| {
+            let svg = flame::svg(&f, &format!("{} — {}", p.name, p.what), "samples")?;
+            std::fs::write(out.join(file_name(p.name)), svg).map_err(|e| e.to_string())?;
+            folded.insert(p.name.to_string(), f);
+            Ok(file_name(p.name))
+        });
+        if let Err(e) = &r {
+            eprintln!("hakprof: flame {}: {e}", p.name);
+        }
+        pictures.push(Picture {
+            title: p.name.to_string(),
+            file: r,
+        });
+    }
+    progress("flame: differential reuse_path vs pool_path");
+    let diff = match (folded.get("pool_path"), folded.get("reuse_path")) {
+        (Some(pool), Some(reuse)) => flame::differential(
+            pool,
+            reuse,
+            "reuse_path vs pool_path (red: more samples in the reuse path)",
+        )
+        .and_then(|svg| {
+            std::fs::write(out.join("diff_reuse_vs_pool.svg"), svg).map_err(|e| e.to_string())?;
+            Ok("diff_reuse_vs_pool.svg".to_string())
+        }),
+        _ => Err("needs the pool_path and reuse_path flamegraphs".to_string()),
+    };
+    pictures.insert(
+        0,
+        Picture {
+            title: "differential: reuse_path vs pool_path".into(),
+            file: diff,
+        },
+    );
+    pictures
+}
+
+/// The per-step costs of both models, from the measured probes, and their step flamegraph.
+pub fn steps(ms: &[Measurement], out: &Path) -> (Vec<StepRow>, Picture) {
+    let ns = |name: &str| ms.iter().find(|m| m.probe == name).map(|m| m.ns);
+    let mut rows = Vec::new();
+    let mut add = |path: &str, step: &str, v: Option<f64>| {
+        if let Some(v) = v {
+            rows.push(StepRow {
+                path: path.into(),
+                step: step.into(),
+                ns: v,
+            });
+        }
+    };
+    let reuse_parts = [
+        ("call-site hash", "site_hash"),
+        ("learner selection", "learner_decide"),
+        ("header write", "header_write"),
+        ("header read + magic check", "header_verify"),
+        ("free-list pop", "freelist_pop"),
+        ("free-list push", "freelist_push"),
+    ];
+    let sum: Option<f64> = reuse_parts.iter().map(|(_, p)| ns(p)).sum();
+    for (label, p) in reuse_parts {
+        add("reuse_path", label, ns(p));
+    }
+    add(
+        "reuse_path",
+        "the rest (TLS, size class, routing, calls)",
+        ns("reuse_path").zip(sum).map(|(t, s)| (t - s).max(0.0)),
+    );
+    let pool_sum = ns("freelist_pop")
+        .zip(ns("freelist_push"))
+        .map(|(a, b)| a + b);
+    add("pool_path", "free-list pop", ns("freelist_pop"));
+    add("pool_path", "free-list push", ns("freelist_push"));
+    add(
+        "pool_path",
+        "the rest (TLS, size class, segment lookup, calls)",
+        ns("pool_path").zip(pool_sum).map(|(t, s)| (t - s).max(0.0)),
+    );
+    let mut by_path: Vec<(&str, Vec<flame::Step>)> =
+        vec![("reuse_path", vec![]), ("pool_path", vec![])];
+    for r in &rows {
+        let i = if r.path == "reuse_path" { 0 } else { 1 };
+        by_path[i].1.push(flame::Step {
+            name: r.step.clone(),
+            ns: r.ns,
+        });
+    }
+    let pic = flame::svg(
+        &flame::step_folded(&by_path),
+        "Measured per-operation cost of each step: reuse (hakmem) model vs pool model",
+        "ps",
+    )
+    .and_then(|svg| {
+        std::fs::write(out.join("steps.svg"), svg).map_err(|e| e.to_string())?;
+        Ok("steps.svg".to_string())
+    });
+    (
+        rows,
+        Picture {
+            title: "steps".into(),
+            file: pic,
+        },
+    )
+}
+
+pub struct ReportOptions {
+    pub quick: bool,
+    pub out: PathBuf,
+}
+
+/// Runs everything with a progress line per step and writes the report.
+pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
+    let t0 = Instant::now();
+    std::fs::create_dir_all(&o.out).map_err(|e| format!("{}: {e}", o.out.display()))?;
+    let tmp = std::env::temp_dir().join(format!("hakprof-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+    let progress = |s: &str| eprintln!("[{:>5.1}s] {s}", t0.elapsed().as_secs_f64());
+    let mut probes = select(&[], o.quick)?;
+    if o.quick {
+        // The step graph needs the step probes too (cheap).
+        for n in [
+            "site_hash",
+            "learner_decide",
+            "header_write",
+            "header_verify",
+            "freelist_pop",
+            "freelist_push",
+        ] {
+            probes.push(probes::by_name(n).unwrap());
+        }
+    }
+    let copts = CounterOptions {
+        iters: if o.quick { 200 } else { 2000 },
+        sim: true,
+        sim_iters: if o.quick { 5 } else { 20 },
+    };
+    let (availability, ms) = counters(&probes, &copts, &tmp, progress);
+    let _ = std::fs::write(o.out.join("counters.json"), counters::to_json(&ms));
+    let bars: Vec<(String, f64)> = ms
+        .iter()
+        .filter(|m| m.probe.contains('/') || m.probe.ends_with("_path"))
+        .map(|m| (m.probe.clone(), m.ns))
+        .collect();
+    std::fs::write(
+        o.out.join("bars.svg"),
+        report::bar_chart(
+            &bars,
+            "ns per operation (64 B), by path and allocator — measured here",
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let (step_rows, step_pic) = steps(&ms, &o.out);
+    let flame_probes: Vec<Probe> = if o.quick {
+        [
+            "pool_path",
+            "reuse_path",
+            "pair64/hakmem",
+            "pair64/mimalloc",
+        ]
+        .iter()
+        .filter_map(|n| probes::by_name(n))
+        .collect()
+    } else {
+        probes::all()
+    };
+    let mut pictures = flames(
+        &flame_probes,
+        if o.quick { 0.4 } else { 1.0 },
+        &o.out,
+        &tmp,
+        progress,
+    );
+    pictures.insert(0, step_pic);
+    let exe = crate::self_exe();
+    let cells = ablation::run(&exe, if o.quick { 3 } else { 9 }, progress);
+    let census = syscalls::run(&exe, &tmp, progress);
+    let r = Report {
+        machine: machine::describe(),
+        quick: o.quick,
+        availability,
+        counters: ms,
+        steps: step_rows,
+        pictures,
+        ablation: cells,
+        syscalls: census,
+    };
+    std::fs::write(o.out.join("report.md"), r.markdown()).map_err(|e| e.to_string())?;
+    std::fs::write(o.out.join("index.html"), r.html()).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    progress(&format!(
+        "report: wrote {}",
+        o.out.join("index.html").display()
+    ));
+    Ok(o.out.join("index.html"))
+}
