@@ -6,7 +6,7 @@
 //! | fast | off (fixed 2 MiB) | off | on | off | off | – |
 //! | balanced (default) | on | off | on | on | on | 1 call in 100 |
 //! | learning | on | on | on | on | on | 1 call in 100 |
-//! | research | on | on | on | on | on | 1 call in 10, every call sampled |
+//! | research | on | on | on | on | on | 1 call in 10 |
 //!
 //! Switches applied after the mode: `HAKMEM_DISABLE_BIGCACHE=1`, `HAKMEM_DISABLE_ELO=1`
 //! (fixed 2 MiB threshold, UCB1 off too), `HAKMEM_MINIMAL=1` (both). `HAKMEM_FRONT` picks
@@ -93,8 +93,6 @@ pub struct Config {
     /// choice must hold for a while: a threshold's cost shows on the *next* allocations,
     /// whose blocks it kept or released).
     pub select_every: u32,
-    /// Time and score every big allocation (research), not one in `learn::SAMPLE_EVERY`.
-    pub sample_all: bool,
     pub bigcache_ways: usize,
     pub seed: u64,
 }
@@ -121,7 +119,6 @@ impl Config {
             batch_madvise: batch,
             lifecycle,
             select_every: every,
-            sample_all: matches!(mode, Mode::Research),
             bigcache_ways: 4,
             seed: 0x4841_4b4d_454d, // "HAKMEM"
         }

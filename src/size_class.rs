@@ -1,13 +1,15 @@
 //! Size classes of the pool: 16-byte steps up to 128 B, then 8 classes per power of two
-//! (12.5 % spacing) up to `POOL_MAX`. Every class is a multiple of 16, so every block is
+//! (12.5 % spacing) up to `POOL_MAX` (256 KiB, below the BigCache's 512 KiB minimum). Every class is a multiple of 16, so every block is
 //! 16-byte aligned. Pure logic: runs under Miri.
 
 /// Largest request the pool serves; bigger ones are big blocks.
-pub const POOL_MAX: usize = 64 * 1024;
+pub const POOL_MAX: usize = 256 * 1024;
 /// Number of size classes (bins).
-pub const NBINS: usize = 80;
-/// Largest block that lives in a small (64 KiB) page; bigger ones use 512 KiB pages.
+pub const NBINS: usize = 96;
+/// Largest block that lives in a small (64 KiB) page.
 pub const SMALL_MAX: usize = 8 * 1024;
+/// Largest block that lives in a medium (512 KiB) page; bigger ones use 1 MiB pages.
+pub const MEDIUM_MAX: usize = 64 * 1024;
 
 /// Bins for sizes up to 1024 B, indexed by `(size + 15) / 16`: one load on the fast path.
 static SMALL_BINS: [u8; 65] = {
@@ -112,10 +114,14 @@ mod tests {
         assert_eq!(bin_for_aligned(48, 64), Some(bin_of(64)));
         assert_eq!(bin_size(bin_for_aligned(129, 64).unwrap()), 192);
         assert_eq!(bin_size(bin_for_aligned(100, 4096).unwrap()), 4096);
-        assert_eq!(bin_for_aligned(10, 128 * 1024), None);
+        assert_eq!(
+            bin_size(bin_for_aligned(10, 128 * 1024).unwrap()),
+            128 * 1024
+        );
+        assert_eq!(bin_for_aligned(10, 512 * 1024), None);
         assert_eq!(bin_for_aligned(POOL_MAX + 1, 16), None);
-        for align in [16, 32, 64, 128, 256, 4096, 65536] {
-            for size in [1, 17, 100, 1000, 5000, 40000] {
+        for align in [16, 32, 64, 128, 256, 4096, 65536, 262144] {
+            for size in [1, 17, 100, 1000, 5000, 40000, 200000] {
                 if let Some(b) = bin_for_aligned(size, align) {
                     assert_eq!(bin_size(b) % align, 0);
                     assert!(bin_size(b) >= size);

@@ -156,29 +156,26 @@ fn research_mode_rates_strategies_and_pulls_ucb1_arms() {
         ],
     );
     let ratings = values(&r.json, "rating");
-    let wins = values(&r.json, "wins");
+    let games: f64 = ["wins", "losses", "draws"]
+        .iter()
+        .map(|k| values(&r.json, k).iter().sum::<f64>())
+        .sum();
     assert_eq!(ratings.len(), 12, "{}", r.json);
+    assert!(games > 0.0, "ELO played games: {}", r.json);
+    // Every call is a sampled decision in research mode: exploration reaches most strategies.
+    let sampled = values(&r.json, "samples")
+        .iter()
+        .filter(|&&n| n > 0.0)
+        .count();
+    assert!(sampled >= 6, "strategies sampled: {sampled}: {}", r.json);
+    // Once the 2 MiB block is hot it stays cached under any threshold (hot → keep), so the
+    // strategies cost the same here and their games are mostly draws: no rating runs away.
     assert!(
-        wins.iter().sum::<f64>() > 0.0,
-        "ELO played games: {}",
+        ratings.iter().all(|&x| (x - 1500.0).abs() < 150.0),
+        "{}",
         r.json
     );
-    assert!(
-        ratings.iter().any(|&x| x != 1500.0),
-        "ratings moved: {}",
-        r.json
-    );
-    // Thresholds above 2 MiB make 2 MiB blocks uncacheable (fresh faults): they must not lead.
-    let thresholds = values(&r.json, "threshold");
-    let best = (0..12)
-        .max_by(|&a, &b| ratings[a].total_cmp(&ratings[b]).then(b.cmp(&a)))
-        .unwrap();
-    assert!(
-        thresholds[best] <= (2 << 20) as f64,
-        "best threshold {} in {}",
-        thresholds[best],
-        r.json
-    );
+    assert!(r.hits >= 7900, "hot block kept: {} hits", r.hits);
     let pulls: f64 = r
         .json
         .split("\"pulls\":[")

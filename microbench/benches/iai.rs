@@ -19,6 +19,7 @@ fn setup(name: &str) -> Run {
 
 #[library_benchmark(setup = setup)]
 #[bench::site_hash("site_hash")]
+#[bench::learner_decide("learner_decide")]
 #[bench::bigcache_lookup_hit("bigcache_lookup_hit")]
 #[bench::bigcache_lookup_miss("bigcache_lookup_miss")]
 #[bench::elo_select("elo_select")]

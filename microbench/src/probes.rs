@@ -3,7 +3,7 @@
 //! closure, gungraun counts its instructions, `hakprof` wraps it in perf counters and
 //! samples its stacks: all three describe the same code.
 
-use crate::peers::{self, Peer};
+use crate::peers;
 use crate::workloads;
 use hakmem::big::cache;
 use hakmem::header::{AllocHeader, Method};
@@ -34,7 +34,7 @@ pub const STEPS: [Probe; 12] = [
     },
     Probe {
         name: "learner_decide",
-        what: "the learner's per-allocation decision (cached choice)",
+        what: "the learner's decision as the reuse path takes it (per-thread cached choice)",
         make: learner_decide,
     },
     Probe {
@@ -132,7 +132,7 @@ fn learner_decide() -> Run {
     let slot = probe_slot();
     Box::new(move || {
         for _ in 0..OPS {
-            black_box(hakmem::learn::decide(black_box(slot), 64));
+            black_box(hakmem::learn::decide_small(black_box(slot), 64));
         }
     })
 }
@@ -258,40 +258,71 @@ fn freelist_push() -> Run {
     })
 }
 
-fn pair_run(a: &'static (dyn GlobalAlloc + Sync)) -> Run {
-    let l = Layout::from_size_align(64, 8).unwrap();
+/// The 64 B pair and batch probes run each allocator through its concrete type with a
+/// constant layout, as a Rust program allocating a 64-byte value does (`Box::new`): the
+/// counts are the allocator's own fast paths plus a loop. (An allocator whose fast path
+/// inlines into the caller, as hakmem's does, can fold the size class at compile time;
+/// a C allocator behind a call cannot. That difference is real, and measured.)
+fn pair_run<A: GlobalAlloc + Sync + 'static>(a: &'static A) -> Run {
+    const L: Layout = match Layout::from_size_align(64, 8) {
+        Ok(l) => l,
+        Err(_) => panic!(),
+    };
     Box::new(move || {
         for _ in 0..OPS {
-            workloads::pair(a, l);
+            workloads::pair_static(a, L);
         }
     })
 }
 
-fn warmed(peer: Peer) -> Peer {
+fn batch_run<A: GlobalAlloc + Sync + 'static>(a: &'static A) -> Run {
+    const L: Layout = match Layout::from_size_align(64, 8) {
+        Ok(l) => l,
+        Err(_) => panic!(),
+    };
+    let mut slots = vec![std::ptr::null_mut(); OPS as usize];
+    Box::new(move || workloads::batch_static(a, L, &mut slots))
+}
+
+/// Confirms and warms `name` (one batch), then builds its run with `make`.
+fn with_peer(name: &str, pair: bool) -> Run {
+    let peer = peers::by_name(name).unwrap();
     let l = Layout::from_size_align(64, 8).unwrap();
     peers::confirm_served(&peer, l);
     let mut slots = vec![std::ptr::null_mut(); OPS as usize];
     workloads::batch(peer.alloc, l, &mut slots);
-    peer
+    macro_rules! pick {
+        ($($n:literal => $s:expr),*) => {
+            match name {
+                $($n => if pair { pair_run(&$s) } else { batch_run(&$s) },)*
+                _ => unreachable!("unknown peer {name}"),
+            }
+        };
+    }
+    pick!(
+        "hakmem" => peers::HAKMEM,
+        "hakmem-reuse" => peers::HAKMEM_REUSE,
+        "hakmem-pool" => peers::HAKMEM_POOL,
+        "system" => peers::SYSTEM,
+        "mimalloc" => peers::MIMALLOC,
+        "jemalloc" => peers::JEMALLOC
+    )
 }
 
 fn reuse_path() -> Run {
-    pair_run(warmed(peers::by_name("hakmem-reuse").unwrap()).alloc)
+    with_peer("hakmem-reuse", true)
 }
 
 fn pool_path() -> Run {
-    pair_run(warmed(peers::by_name("hakmem-pool").unwrap()).alloc)
+    with_peer("hakmem-pool", true)
 }
 
 fn pair_probe(name: &str) -> Run {
-    pair_run(warmed(peers::by_name(name).unwrap()).alloc)
+    with_peer(name, true)
 }
 
 fn batch_probe(name: &str) -> Run {
-    let a = warmed(peers::by_name(name).unwrap()).alloc;
-    let l = Layout::from_size_align(64, 8).unwrap();
-    let mut slots = vec![std::ptr::null_mut(); OPS as usize];
-    Box::new(move || workloads::batch(a, l, &mut slots))
+    with_peer(name, false)
 }
 
 #[cfg(test)]

@@ -249,6 +249,7 @@ pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
     let tmp = std::env::temp_dir().join(format!("hakprof-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
     let progress = |s: &str| eprintln!("[{:>5.1}s] {s}", t0.elapsed().as_secs_f64());
+    let machine = machine::describe(); // before counters() pins us to one CPU
     let mut probes = select(&[], o.quick)?;
     if o.quick {
         // The step graph needs the step probes too (cheap).
@@ -309,7 +310,7 @@ pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
     let cells = ablation::run(&exe, if o.quick { 3 } else { 9 }, progress);
     let census = syscalls::run(&exe, &tmp, progress);
     let r = Report {
-        machine: machine::describe(),
+        machine,
         quick: o.quick,
         availability,
         counters: ms,

@@ -106,12 +106,9 @@ pub fn alloc_learned(size: usize, align: usize, site: Site, zero: bool) -> *mut 
                 h.state = State::Live;
                 h.size = size as u64;
                 h.site = site.0;
-                // The threshold decides again whether this block is kept on free.
-                h.method = if size >= d.threshold {
-                    Method::Map
-                } else {
-                    Method::Heap
-                };
+                // A hit makes the block hot: it stays cacheable whatever the threshold says
+                // now (the thermal policy's "hot → keep"); the threshold decides for fresh
+                // mappings, and ageing releases blocks that stop being reused.
             }
             sites::TABLE[slot].hits.fetch_add(1, Relaxed);
             ALLOCS.fetch_add(1, Relaxed);

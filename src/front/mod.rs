@@ -24,6 +24,9 @@ pub const MIN_ALIGN: usize = 16;
 /// Allocates through `front`. Null when out of memory.
 #[inline(always)]
 pub fn alloc(front: Front, size: usize, align: usize, site: Site, zero: bool) -> *mut u8 {
+    if front == Front::Reuse && align <= MIN_ALIGN && !zero {
+        return reuse::alloc(size, site);
+    }
     if front != Front::Reuse && size <= POOL_MAX && align <= MIN_ALIGN {
         // SAFETY: size is in the pool's range.
         let p = unsafe { pool::alloc(size) };

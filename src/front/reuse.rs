@@ -8,7 +8,7 @@
 //! 5. header write; on free, header read and magic check route the block back.
 
 use crate::header::{AllocHeader, Method, State, HEADER_SIZE, MAGIC};
-use crate::learn::{self, sites};
+use crate::learn;
 use crate::pool::segment;
 use crate::site::Site;
 use crate::size_class::POOL_MAX;
@@ -19,16 +19,20 @@ use core::ptr;
 pub const SMALL_MAX: usize = POOL_MAX - HEADER_SIZE;
 
 /// Allocates `size` bytes for `site` (alignment up to 16). Null when out of memory.
-#[inline]
+#[inline(always)]
 pub fn alloc(size: usize, site: Site) -> *mut u8 {
     if size > SMALL_MAX {
-        return big::alloc_learned(size, 16, site, false);
+        return alloc_big(size, site);
     }
-    let slot = sites::slot(site); // 1. site hash
-    let d = learn::decide(slot, size); // 2. learner (small sizes are always below it)
-    let _ = big::cache::class_for_request(size).filter(|_| size >= big::CACHE_MIN); // 3. BigCache: too small
-                                                                                    // 4. a pool block with the header in front
-                                                                                    // SAFETY: size + 32 <= POOL_MAX.
+    let slot = learn::site_slot(site); // 1. site hash (per-thread one-entry cache)
+    let threshold = learn::decide_small(slot, size); // 2. learner (per-thread copy)
+    if size >= threshold {
+        // 3. at or above the threshold (UCB1's arms start at 64 KiB): the map path, which
+        // tries the BigCache first.
+        return alloc_big(size, site);
+    }
+    // 4. a pool block with the header in front
+    // SAFETY: size + 32 <= POOL_MAX.
     let block = unsafe { pool::alloc(size + HEADER_SIZE) };
     if block.is_null() {
         return block;
@@ -41,8 +45,13 @@ pub fn alloc(size: usize, site: Site) -> *mut u8 {
             AllocHeader::new(Method::Pool, site.0, HEADER_SIZE, size, size + HEADER_SIZE),
         )
     };
-    learn::maybe_tick(d.seq);
     user
+}
+
+#[cold]
+#[inline(never)]
+fn alloc_big(size: usize, site: Site) -> *mut u8 {
+    big::alloc_learned(size, 16, site, false)
 }
 
 /// Over-aligned requests: a big block (its header sits right before the aligned pointer).
@@ -58,17 +67,11 @@ pub fn alloc_aligned(size: usize, align: usize, site: Site) -> *mut u8 {
 ///
 /// # Safety
 /// `p` must be null or a block of the reuse front, not used afterwards.
-#[inline]
+#[inline(always)]
 pub unsafe fn free(p: *mut u8) {
-    if p.is_null() {
-        return;
-    }
-    if !segment::is_pool(p) {
-        // SAFETY: forwarded; big::free proves ownership before touching anything.
-        return unsafe { big::free(p) };
-    }
-    if !segment::in_block_area(p) {
-        diag::fatal_pointer("free", p, "points into a segment header");
+    if !segment::is_pool(p) || !segment::in_block_area(p) {
+        // SAFETY: forwarded.
+        return unsafe { free_other(p) };
     }
     // SAFETY: `p` lies past page 0 of a pool segment, so the 32 bytes before it are ours.
     let h = unsafe { &mut *AllocHeader::of(p) };
@@ -82,6 +85,20 @@ pub unsafe fn free(p: *mut u8) {
     h.state = State::Freed;
     // SAFETY: the block starts at the header.
     unsafe { pool::free(p.wrapping_sub(HEADER_SIZE)) };
+}
+
+/// Null, big blocks, and pointers into a segment's header page.
+#[cold]
+#[inline(never)]
+unsafe fn free_other(p: *mut u8) {
+    if p.is_null() {
+        return;
+    }
+    if segment::is_pool(p) {
+        diag::fatal_pointer("free", p, "points into a segment header");
+    }
+    // SAFETY: big::free proves ownership before touching anything.
+    unsafe { big::free(p) }
 }
 
 /// Usable bytes of reuse-front block `p`.

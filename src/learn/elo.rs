@@ -8,6 +8,8 @@
 use super::rng::Rng;
 
 pub const STRATEGIES: usize = 12;
+/// Composite costs closer than this fraction of the larger one make a draw.
+pub const DRAW_MARGIN: f64 = 0.05;
 
 /// Thresholds 512 KiB · 64^(i/11), rounded to 4 KiB: 512 KiB … 32 MiB.
 pub fn thresholds() -> [usize; STRATEGIES] {
@@ -208,7 +210,9 @@ impl Elo {
             for y in x + 1..n {
                 let (a, b) = (ready[x], ready[y]);
                 let (sa, sb) = self.composite(means[x], means[y]);
-                let score = if (sa - sb).abs() < 1e-9 {
+                // Within the noise (5 % of the larger cost) a game is a draw: strategies
+                // that cost the same must not drift apart by chance.
+                let score = if (sa - sb).abs() <= DRAW_MARGIN * sa.max(sb) {
                     0.5
                 } else if sa < sb {
                     1.0
@@ -352,6 +356,36 @@ mod tests {
             Some(1),
             "untouched 1500s tie; lowest threshold first"
         );
+    }
+
+    #[test]
+    fn costs_within_five_percent_are_a_draw() {
+        let mut e = Elo::default();
+        for _ in 0..50 {
+            e.record(
+                0,
+                Sample {
+                    cpu_ns: 1000.0,
+                    faults: 0.0,
+                    memory: 1e6,
+                },
+            );
+            e.record(
+                1,
+                Sample {
+                    cpu_ns: 1040.0,
+                    faults: 0.0,
+                    memory: 1e6,
+                },
+            );
+        }
+        assert!(e.update());
+        // Composite 0.4 + 0.3 vs 0.4·(1000/1040) + 0.3: 2.2 % apart → draw, ratings stay.
+        assert_eq!(
+            (e.strategies[0].rating, e.strategies[1].rating),
+            (1500.0, 1500.0)
+        );
+        assert_eq!((e.strategies[0].draws, e.strategies[1].draws), (1, 1));
     }
 
     #[test]

@@ -20,8 +20,10 @@ use elo::{Elo, Sample};
 use lifecycle::{Lifecycle, LifecycleParams, Phase, Transition, HIST_BUCKETS};
 use ucb1::{Ucb1, Ucb1Params};
 
-/// Sampled calls are timed and fed to the learners: one big allocation in this many.
-pub const SAMPLE_EVERY: u64 = 8;
+/// UCB1 explores on one big allocation in this many (offset from ELO's selections).
+pub const UCB1_EXPLORE_EVERY: u64 = 8;
+/// The reuse front's small path refreshes its per-thread copy of the decision this often.
+pub const SMALL_REFRESH: u32 = 256;
 /// The heavy tick (ELO update, UCB1 hysteresis, lifecycle window, cache ageing).
 pub const HEAVY_TICK_EVERY: u64 = 1024;
 /// In CANARY, one decision in this many tries the candidate (5 %).
@@ -129,7 +131,9 @@ pub fn decide(site: usize, size: usize) -> Decision {
         return Decision::fixed(seq);
     }
     WINDOW_HIST[sites::bucket(size)].fetch_add(1, Relaxed);
-    let sample = seq % SAMPLE_EVERY == 0 || cfg.sample_all;
+    // Big allocations cost a syscall or a cache lookup (≥ 100 ns): timing each one (two vDSO
+    // clock reads) is cheap beside that, and learning needs the samples.
+    let sample = true;
     if cfg.lifecycle {
         match PHASE.load(Relaxed) {
             1 => return elo_decision(FROZEN_CHOICE.load(Relaxed), seq, sample),
@@ -148,7 +152,7 @@ pub fn decide(site: usize, size: usize) -> Decision {
         // adopted an arm, that arm decides for it.
         UCB_IN_USE[site].store(true, Relaxed);
         let u = UCB[site].lock();
-        if seq % SAMPLE_EVERY == SAMPLE_EVERY / 2 {
+        if seq % UCB1_EXPLORE_EVERY == UCB1_EXPLORE_EVERY / 2 {
             let arm = u.select();
             return Decision {
                 threshold: ucb1::ARMS[arm],
@@ -183,6 +187,47 @@ pub fn decide(site: usize, size: usize) -> Decision {
         return elo_decision(i, seq, true);
     }
     elo_decision(CHOICE.load(Relaxed), seq, sample)
+}
+
+/// The decision for a small (pool-sized) allocation of the reuse front: the same learner,
+/// consulted through this thread's copy of its decision (a TLS read), refreshed every
+/// `SMALL_REFRESH` calls. A small block is always below the threshold, so nothing is
+/// sampled.
+#[inline]
+pub fn decide_small(site: usize, size: usize) -> usize {
+    let heap = crate::pool::heap::current();
+    if !heap.is_null() {
+        // SAFETY: this thread's own heap; the learner cache is owner-only plain data.
+        let c = unsafe { &mut (*heap).learner };
+        if c.countdown > 0 {
+            c.countdown -= 1;
+            return c.threshold;
+        }
+        let t = decide(site, size).threshold;
+        c.countdown = SMALL_REFRESH;
+        c.threshold = t;
+        return t;
+    }
+    decide(site, size).threshold
+}
+
+/// The site-table slot of `site`, through this thread's one-entry cache (a call site
+/// allocating in a loop hashes once).
+#[inline]
+pub fn site_slot(site: crate::site::Site) -> usize {
+    let heap = crate::pool::heap::current();
+    if heap.is_null() {
+        return sites::slot(site);
+    }
+    // SAFETY: this thread's own heap; the learner cache is owner-only plain data.
+    let c = unsafe { &mut (*heap).learner };
+    if c.last_slot != 0 && c.last_site == site.0 {
+        return c.last_slot - 1;
+    }
+    let slot = sites::slot(site);
+    c.last_site = site.0;
+    c.last_slot = slot + 1;
+    slot
 }
 
 /// Reward in (0, 1] for UCB1 from a sample's cost (cheaper is better).

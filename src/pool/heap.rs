@@ -7,7 +7,7 @@
 //! segment's `owner` pointer never dangles, and thread churn does not grow memory.
 
 use super::page::{Block, Page, PageQueue};
-use super::segment::{self, PageKind, Segment};
+use super::segment::{self, PageKind, Segment, KINDS};
 use crate::lock::SpinLock;
 use crate::size_class::{bin_of, bin_size, NBINS};
 use crate::{os, tls};
@@ -47,14 +47,108 @@ pub struct Heap {
     /// Pages with no free block left.
     pub full: PageQueue,
     /// Per page kind: segments with at least one free page slot.
-    pub segments: [*mut Segment; 2],
-    /// Per page kind: one empty segment kept to avoid map/unmap churn.
-    pub spare: [*mut Segment; 2],
+    pub segments: [*mut Segment; KINDS],
+    /// Per page kind: recently emptied segments, kept so a program that frees and then
+    /// allocates again reuses them without map, unmap or page faults (mimalloc's delayed
+    /// purge); older than `PURGE_NS` or beyond `MAX_EMPTY`, they are unmapped.
+    pub empty: [EmptySegments; KINDS],
+    /// The learning layer's per-thread cache of its decision (see `learn::decide_small`).
+    pub learner: LearnerCache,
     /// Set by other threads when they free into a page on `full`.
     pub remote_full_pending: AtomicBool,
     pub stats: HeapStats,
     next_all: *mut Heap,
     next_parked: *mut Heap,
+}
+
+/// Per-thread cache of the learner's decision: lets the reuse front consult the learner
+/// with a TLS read instead of a shared atomic (refreshed every `countdown` calls).
+#[derive(Clone, Copy, Default)]
+pub struct LearnerCache {
+    pub countdown: u32,
+    pub threshold: usize,
+    /// The last call site this thread looked up, and its site-table slot (+1; 0 = none).
+    pub last_site: u32,
+    pub last_slot: usize,
+}
+
+/// Empty segments of one kind, newest first (a doubly linked list through `next`/`prev`).
+#[derive(Clone, Copy)]
+pub struct EmptySegments {
+    newest: *mut Segment,
+    oldest: *mut Segment,
+    count: usize,
+}
+
+/// Empty segments kept per kind at most, and for at most this long.
+pub const MAX_EMPTY: usize = 16;
+pub const PURGE_NS: u64 = 200_000_000;
+
+impl EmptySegments {
+    const NONE: EmptySegments = EmptySegments {
+        newest: ptr::null_mut(),
+        oldest: ptr::null_mut(),
+        count: 0,
+    };
+
+    /// # Safety
+    /// `seg` must be an empty segment of the heap, on no list.
+    unsafe fn push(&mut self, seg: *mut Segment, now: u64) {
+        // SAFETY: `seg` and the list's segments are live, empty segments of this heap.
+        unsafe {
+            (*seg).emptied_at_ns = now;
+            (*seg).prev = ptr::null_mut();
+            (*seg).next = self.newest;
+            if self.newest.is_null() {
+                self.oldest = seg;
+            } else {
+                (*self.newest).prev = seg;
+            }
+        }
+        self.newest = seg;
+        self.count += 1;
+    }
+
+    /// The most recently emptied segment (its pages are the likeliest to be resident).
+    unsafe fn pop_newest(&mut self) -> *mut Segment {
+        let seg = self.newest;
+        if !seg.is_null() {
+            // SAFETY: a live segment on this list.
+            unsafe {
+                self.newest = (*seg).next;
+                if self.newest.is_null() {
+                    self.oldest = ptr::null_mut();
+                } else {
+                    (*self.newest).prev = ptr::null_mut();
+                }
+                (*seg).next = ptr::null_mut();
+            }
+            self.count -= 1;
+        }
+        seg
+    }
+
+    /// Unmaps the segments that waited too long, or are too many; all of them if `all`.
+    unsafe fn purge(&mut self, now: u64, all: bool) {
+        // SAFETY: segments on this list are empty, live and ours.
+        unsafe {
+            while !self.oldest.is_null()
+                && (all
+                    || self.count > MAX_EMPTY
+                    || now.saturating_sub((*self.oldest).emptied_at_ns) > PURGE_NS)
+            {
+                let seg = self.oldest;
+                self.oldest = (*seg).prev;
+                if self.oldest.is_null() {
+                    self.newest = ptr::null_mut();
+                } else {
+                    (*self.oldest).next = ptr::null_mut();
+                }
+                self.count -= 1;
+                segment::destroy(seg);
+            }
+        }
+    }
 }
 
 /// The page every empty slot of `Heap::pages` points to: its free list is always empty,
@@ -122,7 +216,11 @@ pub unsafe fn free(p: *mut u8) {
             // Push onto the owner's list: two stores, no atomics.
             (*page).push(p as *mut Block);
             (*heap).stats.frees.bump();
-            if (*page).used == 0 || (*page).in_full {
+            // Out of line only when the page left the full list, or emptied and is not the
+            // one this size class allocates from (a malloc/free pair loop stays inline).
+            if ((*page).used == 0 || (*page).in_full)
+                && ((*page).in_full || *(*heap).pages.get_unchecked((*page).bin as usize) != page)
+            {
                 free_local_slow(heap, page);
             }
         } else {
@@ -294,15 +392,15 @@ unsafe fn new_page(h: &mut Heap, bin: usize) -> *mut Page {
     let block_size = bin_size(bin);
     let kind = PageKind::for_block(block_size);
     let k = kind as usize;
-    // SAFETY: segments on the heap's lists (and its spare) are live and owned by it.
+    // SAFETY: segments on the heap's lists are live and owned by it.
     unsafe {
         let mut seg = h.segments[k];
         if seg.is_null() {
-            seg = if h.spare[k].is_null() {
-                segment::create(kind, h)
-            } else {
-                core::mem::replace(&mut h.spare[k], ptr::null_mut())
-            };
+            seg = h.empty[k].pop_newest();
+            if seg.is_null() {
+                h.empty[k].purge(os::now_coarse_ns(), false);
+                seg = segment::create(kind, h);
+            }
             if seg.is_null() {
                 return ptr::null_mut();
             }
@@ -330,11 +428,9 @@ unsafe fn release_page(h: &mut Heap, page: *mut Page) {
         if (*seg).used_pages == 0 {
             remove_segment(h, seg);
             let k = (*seg).kind as usize;
-            if h.spare[k].is_null() {
-                h.spare[k] = seg;
-            } else {
-                segment::destroy(seg);
-            }
+            let now = os::now_coarse_ns();
+            h.empty[k].push(seg, now);
+            h.empty[k].purge(now, false);
         }
     }
 }
@@ -440,8 +536,14 @@ fn new_heap(g: &mut Heaps) -> *mut Heap {
             pages: [empty_page(); NBINS],
             queues: [PageQueue::EMPTY; NBINS],
             full: PageQueue::EMPTY,
-            segments: [ptr::null_mut(); 2],
-            spare: [ptr::null_mut(); 2],
+            segments: [ptr::null_mut(); KINDS],
+            empty: [EmptySegments::NONE; KINDS],
+            learner: LearnerCache {
+                countdown: 0,
+                threshold: 0,
+                last_site: 0,
+                last_slot: 0,
+            },
             remote_full_pending: AtomicBool::new(false),
             stats: HeapStats::default(),
             next_all: g.all,
@@ -469,7 +571,7 @@ pub unsafe extern "C" fn on_thread_exit(value: *mut libc::c_void) {
     }
 }
 
-/// Takes back remote frees and releases every empty page and spare segment.
+/// Takes back remote frees and releases every empty page and every empty segment.
 unsafe fn release_empty_pages(h: &mut Heap) {
     // SAFETY: every page on `h`'s lists is live and owned by `h`, i.e. this thread.
     unsafe {
@@ -487,11 +589,8 @@ unsafe fn release_empty_pages(h: &mut Heap) {
                 p = next;
             }
         }
-        for k in 0..2 {
-            let s = core::mem::replace(&mut h.spare[k], ptr::null_mut());
-            if !s.is_null() {
-                segment::destroy(s);
-            }
+        for k in 0..KINDS {
+            h.empty[k].purge(0, true);
         }
     }
 }
@@ -499,6 +598,12 @@ unsafe fn release_empty_pages(h: &mut Heap) {
 // ---------------------------------------------------------------------------------------
 // Stats and fork
 // ---------------------------------------------------------------------------------------
+
+/// This thread's heap (null before its first pool allocation, or after it exited).
+#[inline(always)]
+pub fn current() -> *mut Heap {
+    tls::heap()
+}
 
 /// Pool counters summed over every heap.
 #[derive(Clone, Copy, Debug, Default)]

@@ -14,19 +14,24 @@ pub const SEGMENT_SHIFT: usize = 22;
 pub const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
 const SEGMENT_MASK: usize = SEGMENT_SIZE - 1;
 
-/// Page kinds: small pages (64 KiB) for blocks up to 8 KiB, medium (512 KiB) above.
+/// Page kinds: small pages (64 KiB) for blocks up to 8 KiB, medium (512 KiB) up to
+/// 64 KiB, large (1 MiB) up to 256 KiB — at least 4 blocks per page.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
 pub enum PageKind {
     Small = 0,
     Medium = 1,
+    Large = 2,
 }
+
+pub const KINDS: usize = 3;
 
 impl PageKind {
     pub const fn shift(self) -> usize {
         match self {
             PageKind::Small => 16,
             PageKind::Medium => 19,
+            PageKind::Large => 20,
         }
     }
     pub const fn page_size(self) -> usize {
@@ -39,8 +44,10 @@ impl PageKind {
     pub fn for_block(block_size: usize) -> PageKind {
         if block_size <= crate::size_class::SMALL_MAX {
             PageKind::Small
-        } else {
+        } else if block_size <= crate::size_class::MEDIUM_MAX {
             PageKind::Medium
+        } else {
+            PageKind::Large
         }
     }
 }
@@ -60,6 +67,8 @@ pub struct Segment {
     pub next: *mut Segment,
     pub prev: *mut Segment,
     pub in_free_list: bool,
+    /// When the segment became empty (for the heap's cache of empty segments).
+    pub emptied_at_ns: u64,
     pub pages: [Page; MAX_PAGES],
 }
 
