@@ -219,6 +219,16 @@ fn child_entry() {
                 hak_free(p);
                 hak_free(p);
             }
+            "small_double_free" => {
+                let p = hak_malloc(48);
+                hak_free(p);
+                hak_free(p);
+            }
+            "interior_free" => {
+                // A pointer into the middle of a big block is not a block of ours.
+                let p = hak_malloc(1 << 20) as *mut u8;
+                hak_free(p.add(4096) as *mut c_void);
+            }
             "foreign_realloc" => {
                 let b = Box::into_raw(Box::new([0u8; 64])) as *mut c_void;
                 hak_realloc(b, 100);
@@ -275,6 +285,21 @@ fn freeing_a_stack_pointer_aborts_with_a_clear_line() {
 #[test]
 fn freeing_a_big_block_twice_aborts_with_a_clear_line() {
     assert_aborts_naming_pointer("big_double_free", "free");
+}
+
+#[test]
+fn freeing_a_small_block_twice_aborts_with_a_clear_line() {
+    let (signal, stderr) = run_child("small_double_free");
+    assert_eq!(signal, Some(libc::SIGABRT), "{stderr}");
+    assert!(
+        stderr.contains("hakmem: free(): invalid pointer 0x") && stderr.contains("double free"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn freeing_a_pointer_into_a_big_block_aborts() {
+    assert_aborts_naming_pointer("interior_free", "free");
 }
 
 #[test]

@@ -251,3 +251,105 @@ fn two_c_call_sites_get_two_sites_and_bigcache_hits_for_both() {
     assert_ne!(ids[0], ids[1]);
     assert!(stat(&json, "bigcache", "hits") >= 90, "{json}");
 }
+
+/// Total allocations over every stats file in `dir` (programs that fork and exec write one
+/// per process).
+fn total_allocations(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("stats-"))
+        .map(|e| {
+            let j = std::fs::read_to_string(e.path()).unwrap();
+            stat(&j, "pool", "allocs") + stat(&j, "big", "allocs")
+        })
+        .sum()
+}
+
+#[test]
+fn gcc_compiles_the_same_object_under_hakmem() {
+    let dir = tmpdir("gcc");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/abi.c");
+    let compile = |out: &str, preload: bool| {
+        let mut c = Command::new("gcc");
+        c.args(["-O2", "-g0", "-c", "-o"])
+            .arg(dir.join(out))
+            .arg(&src);
+        if preload {
+            c.env("LD_PRELOAD", preload_lib())
+                .env("HAKMEM_STATS_JSON", dir.join("stats-%p.json"));
+        }
+        let o = c.output().expect("gcc");
+        assert!(
+            o.status.success(),
+            "gcc (preload {preload}): {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    compile("plain.o", false);
+    compile("pre.o", true);
+    let (a, b) = (
+        std::fs::read(dir.join("plain.o")).unwrap(),
+        std::fs::read(dir.join("pre.o")).unwrap(),
+    );
+    assert!(!a.is_empty() && a == b, "object files differ");
+    let n = total_allocations(&dir);
+    assert!(
+        n > 10_000,
+        "gcc's processes made only {n} allocations through hakmem"
+    );
+}
+
+#[test]
+fn git_init_add_commit_log_under_hakmem() {
+    let dir = tmpdir("git");
+    let run_git = |repo: &Path, preload: bool| -> String {
+        let _ = std::fs::remove_dir_all(repo);
+        std::fs::create_dir_all(repo).unwrap();
+        for i in 0..50 {
+            std::fs::write(
+                repo.join(format!("f{i}.txt")),
+                format!("file {i}\n").repeat(i + 1),
+            )
+            .unwrap();
+        }
+        let mut log = String::new();
+        for args in [
+            &["init", "-q", "-b", "main"][..],
+            &["add", "."],
+            &["commit", "-q", "-m", "first"],
+            &["log", "--stat"],
+        ] {
+            let mut c = Command::new("git");
+            c.args(args)
+                .current_dir(repo)
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+                .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+                .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+                .env("HOME", &dir)
+                .env("GIT_CONFIG_NOSYSTEM", "1");
+            if preload {
+                c.env("LD_PRELOAD", preload_lib())
+                    .env("HAKMEM_STATS_JSON", dir.join("stats-%p.json"));
+            }
+            let o = c.output().expect("git");
+            assert!(
+                o.status.success(),
+                "git {args:?} (preload {preload}): {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            log.push_str(&String::from_utf8_lossy(&o.stdout));
+        }
+        log
+    };
+    let plain = run_git(&dir.join("plain"), false);
+    let pre = run_git(&dir.join("pre"), true);
+    assert!(
+        plain.contains("first") && plain == pre,
+        "git output differs:\n{plain}\n---\n{pre}"
+    );
+    assert!(total_allocations(&dir) > 1000);
+}

@@ -130,6 +130,10 @@ fn site_hash() -> Run {
 
 fn learner_decide() -> Run {
     let slot = probe_slot();
+    // The per-thread copy lives in this thread's heap: make sure the thread has one.
+    let l = Layout::from_size_align(64, 8).unwrap();
+    // SAFETY: allocated and freed with the same layout.
+    unsafe { peers::HAKMEM.dealloc(peers::HAKMEM.alloc(l), l) };
     Box::new(move || {
         for _ in 0..OPS {
             black_box(hakmem::learn::decide_small(black_box(slot), 64));

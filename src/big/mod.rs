@@ -232,6 +232,8 @@ fn maybe_age(now: u64) {
             .is_ok()
     {
         age_cache(now);
+        // The same clock tick gives back this thread's idle pool segments.
+        crate::pool::heap::purge_idle_segments_of_this_thread();
     }
 }
 

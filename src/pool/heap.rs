@@ -81,7 +81,7 @@ pub struct EmptySegments {
 }
 
 /// Empty segments kept per kind at most, and for at most this long.
-pub const MAX_EMPTY: usize = 16;
+pub const MAX_EMPTY: usize = 8;
 pub const PURGE_NS: u64 = 200_000_000;
 
 impl EmptySegments {
@@ -213,9 +213,13 @@ pub unsafe fn free(p: *mut u8) {
         let page = segment::page_of(seg, p);
         let heap = tls::heap();
         if (*seg).owner == heap {
+            if p as *mut Block == (*page).free {
+                // The block on top of its page's free list is being freed again.
+                double_free(p);
+            }
+            (*heap).stats.frees.bump();
             // Push onto the owner's list: two stores, no atomics.
             (*page).push(p as *mut Block);
-            (*heap).stats.frees.bump();
             // Out of line only when the page left the full list, or emptied and is not the
             // one this size class allocates from (a malloc/free pair loop stays inline).
             if ((*page).used == 0 || (*page).in_full)
@@ -227,6 +231,12 @@ pub unsafe fn free(p: *mut u8) {
             free_remote(seg, page, p);
         }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn double_free(p: *mut u8) -> ! {
+    crate::diag::fatal_pointer("free", p, "double free (the block is already free)")
 }
 
 /// The usable size of pool block `p`.
@@ -255,6 +265,7 @@ unsafe fn alloc_slow(bin: usize) -> *mut u8 {
     }
     // SAFETY: `heap` is this thread's live heap.
     unsafe {
+        purge_idle_segments(&mut *heap);
         let page = find_page(heap, bin);
         if page.is_null() {
             return ptr::null_mut();
@@ -262,6 +273,29 @@ unsafe fn alloc_slow(bin: usize) -> *mut u8 {
         let block = (*page).pop();
         (*heap).stats.allocs.bump();
         block as *mut u8
+    }
+}
+
+/// Unmaps this thread's cached empty segments that have waited longer than `PURGE_NS`
+/// (called from slow paths: pool refills, big-block frees).
+pub fn purge_idle_segments_of_this_thread() {
+    let h = tls::heap();
+    if !h.is_null() {
+        // SAFETY: this thread's own heap.
+        unsafe { purge_idle_segments(&mut *h) };
+    }
+}
+
+/// Unmaps cached empty segments that have waited longer than `PURGE_NS` (checked on the
+/// slow path, so a program that freed a large working set gives it back as it goes on).
+unsafe fn purge_idle_segments(h: &mut Heap) {
+    if h.empty.iter().all(|e| e.count == 0) {
+        return;
+    }
+    let now = os::now_coarse_ns();
+    for e in h.empty.iter_mut() {
+        // SAFETY: the heap's own empty segments.
+        unsafe { e.purge(now, false) };
     }
 }
 

@@ -1,0 +1,166 @@
+//! Memory is given back: resident set size measured from /proc/self/status in child
+//! processes (each measurement needs a fresh process).
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[global_allocator]
+static GLOBAL: hakmem::Hakmem = hakmem::Hakmem;
+
+const CHILD_ENV: &str = "HAKMEM_RSS_CHILD";
+
+fn rss_kib() -> i64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn touch(p: *mut u8, n: usize) {
+    let mut i = 0;
+    while i < n {
+        unsafe { p.add(i).write_volatile(1) };
+        i += 4096;
+    }
+}
+
+fn alloc(size: usize) -> (*mut u8, Layout) {
+    let l = Layout::from_size_align(size, 16).unwrap();
+    let p = unsafe { GLOBAL.alloc(l) };
+    assert!(!p.is_null());
+    touch(p, size);
+    (p, l)
+}
+
+fn free((p, l): (*mut u8, Layout)) {
+    unsafe { GLOBAL.dealloc(p, l) };
+}
+
+/// A bit of ordinary activity: small, medium and big allocations, every 50 ms.
+fn keep_busy(d: Duration) {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        for size in [100, 20 << 10, 100 << 10, 2 << 20] {
+            free(alloc(size));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn working_set_freed() {
+    let rss0 = rss_kib();
+    let mut blocks: Vec<_> = (0..2000).map(|_| alloc(64 << 10)).collect();
+    blocks.extend((0..32).map(|_| alloc(2 << 20)));
+    let rss1 = rss_kib();
+    for b in blocks.drain(..) {
+        free(b);
+    }
+    keep_busy(Duration::from_millis(2500)); // one lifecycle window (2 s) and a bit
+    let rss2 = rss_kib();
+    println!("\nrss {rss0} {rss1} {rss2}");
+}
+
+fn thread_churn() {
+    let run = |n: usize| {
+        for _ in 0..n {
+            std::thread::spawn(|| {
+                let v: Vec<_> = (0..200).map(|i| alloc(64 + i * 16)).collect();
+                v.into_iter().for_each(free);
+            })
+            .join()
+            .unwrap();
+        }
+    };
+    run(100);
+    let a = rss_kib();
+    run(900);
+    let b = rss_kib();
+    println!("\nrss {a} {b}");
+}
+
+fn alternating() {
+    let mut marks = Vec::new();
+    for phase in 0..20 {
+        let blocks: Vec<_> = if phase % 2 == 0 {
+            (0..20_000).map(|i| alloc(16 + (i % 64) * 16)).collect()
+        } else {
+            (0..24).map(|i| alloc((1 << 20) + i * 100_000)).collect()
+        };
+        blocks.into_iter().for_each(free);
+        marks.push(rss_kib());
+    }
+    println!("\nrss {} {}", marks[9], marks[19]);
+}
+
+#[test]
+fn child_entry() {
+    match std::env::var(CHILD_ENV).as_deref() {
+        Ok("working_set") => working_set_freed(),
+        Ok("churn") => thread_churn(),
+        Ok("alternating") => alternating(),
+        _ => {}
+    }
+}
+
+fn run(case: &str) -> Vec<i64> {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, case)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{case}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("rss "))
+        .unwrap_or_else(|| panic!("{text}"));
+    line.split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn rss_falls_back_after_a_large_working_set_is_freed() {
+    let r = run("working_set");
+    let (base, peak, after) = (r[0], r[1], r[2]);
+    assert!(peak - base > 150_000, "the working set was resident: {r:?}");
+    // Back within a fifth of the working set above where it started.
+    assert!(
+        after - base < (peak - base) / 5,
+        "RSS did not fall back: base {base} peak {peak} after {after} KiB"
+    );
+    eprintln!("working set: base {base} KiB, peak {peak} KiB, after {after} KiB");
+}
+
+#[test]
+fn thread_churn_keeps_rss_flat() {
+    let r = run("churn");
+    assert!(
+        r[1] - r[0] < 16 * 1024,
+        "RSS grew from {} to {} KiB over 900 more threads",
+        r[0],
+        r[1]
+    );
+}
+
+#[test]
+fn alternating_phases_do_not_grow_without_bound() {
+    let r = run("alternating");
+    assert!(
+        r[1] - r[0] < 16 * 1024,
+        "RSS grew from {} (phase 10) to {} KiB (phase 20)",
+        r[0],
+        r[1]
+    );
+}
