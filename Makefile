@@ -22,6 +22,12 @@ test: preload
 	$(CARGO) test --workspace --exclude hakmem-preload
 	$(MAKE) iai-check
 
+# The long stress: 10x the operations of the one in `make test`, under every front and mode.
+stress:
+	HAKMEM_STRESS_OPS=2000000 $(CARGO) test --release --test stress -- --test-threads=1 four_threads
+	$(CARGO) test --release --test stress -- stress_under_every_front_and_mode thread_churn
+	$(CARGO) test --release --test fuzz_model --test rss
+
 # Unit tests only: seconds, for the edit-compile loop.
 test-fast:
 	$(CARGO) test --workspace --exclude hakmem-preload --lib

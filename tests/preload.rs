@@ -120,7 +120,7 @@ fn python_threaded_churn_runs_identically_under_hakmem() {
 }
 
 #[test]
-fn sqlite_100k_rows_with_indexes_and_join_runs_identically_under_hakmem() {
+fn sqlite_200k_rows_with_indexes_and_join_runs_identically_under_hakmem() {
     let dir = tmpdir("sqlite");
     let sql =
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sqlite.sql")).unwrap();
@@ -155,10 +155,10 @@ fn sort_of_a_large_file_runs_identically_under_hakmem() {
     let dir = tmpdir("sort");
     let input = dir.join("input.txt");
     {
-        // ~40 MB of pseudo-random lines.
-        let mut s = String::with_capacity(42 << 20);
+        // ~100 MB of pseudo-random lines.
+        let mut s = String::with_capacity(105 << 20);
         let mut x: u64 = 0x1234_5678;
-        for i in 0..1_000_000u64 {
+        for i in 0..2_500_000u64 {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
@@ -352,4 +352,109 @@ fn git_init_add_commit_log_under_hakmem() {
         "git output differs:\n{plain}\n---\n{pre}"
     );
     assert!(total_allocations(&dir) > 1000);
+}
+
+/// Installs a Debian package when its program is missing (the CI script does the same).
+fn ensure_program(program: &str, package: &str) {
+    if Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return;
+    }
+    let st = Command::new("sh")
+        .args(["-c", &format!("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {package}")])
+        .status()
+        .expect("sh");
+    assert!(
+        st.success(),
+        "{program} is missing and `apt-get install {package}` failed"
+    );
+}
+
+/// redis-server under hakmem, on 127.0.0.1 only, driven by redis-cli (exact answers) and a
+/// bounded redis-benchmark run.
+#[test]
+fn redis_server_serves_a_benchmark_under_hakmem() {
+    ensure_program("redis-server", "redis-server");
+    let dir = tmpdir("redis");
+    let port = (20000 + std::process::id() % 20000).to_string();
+    let mut server = Command::new("redis-server")
+        .args([
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .env("LD_PRELOAD", preload_lib())
+        .env("HAKMEM_STATS_JSON", dir.join("stats-%p.json"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("redis-server");
+    let cli = |args: &[&str]| -> String {
+        let o = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let start = std::time::Instant::now();
+    while cli(&["PING"]) != "PONG" {
+        assert!(start.elapsed().as_secs() < 10, "redis-server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Exact answers first.
+    assert_eq!(cli(&["SET", "greeting", "hello"]), "OK");
+    assert_eq!(cli(&["APPEND", "greeting", " world"]), "11");
+    assert_eq!(cli(&["GET", "greeting"]), "hello world");
+    for i in 0..50 {
+        cli(&["RPUSH", "list", &"x".repeat(i * 100)]);
+    }
+    assert_eq!(cli(&["LLEN", "list"]), "50");
+    assert_eq!(cli(&["STRLEN", "greeting"]), "11");
+    // Then load, bounded in requests and time.
+    let bench = Command::new("timeout")
+        .args([
+            "60",
+            "redis-benchmark",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-n",
+            "20000",
+            "-c",
+            "8",
+            "-t",
+            "set,get,lpush,lpop",
+            "-q",
+        ])
+        .output()
+        .expect("redis-benchmark");
+    let text = String::from_utf8_lossy(&bench.stdout);
+    assert!(
+        bench.status.success() && text.matches("requests per second").count() >= 4,
+        "{text}"
+    );
+    assert_eq!(
+        cli(&["GET", "greeting"]),
+        "hello world",
+        "data survived the load"
+    );
+    cli(&["SHUTDOWN", "NOSAVE"]);
+    let st = server.wait().unwrap();
+    assert!(st.success(), "redis-server exited with {st}");
+    let n = total_allocations(&dir);
+    assert!(n > 10_000, "redis made only {n} allocations through hakmem");
 }

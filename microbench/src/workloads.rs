@@ -32,13 +32,14 @@ pub fn batch(a: &dyn GlobalAlloc, layout: Layout, slots: &mut [*mut u8]) {
 
 /// The same pair through a concrete allocator type, inlined: what a program that names its
 /// global allocator runs (no dynamic dispatch). The instruction-count probes use this.
-/// (No `black_box`: calls into an allocator through `GlobalAlloc` are never elided, and
-/// the free consumes the pointer.)
+/// `black_box` keeps LLVM from deleting the pair outright: it knows `malloc` and `free`
+/// (the `System` peer) and removes a malloc immediately freed.
 #[inline(always)]
 pub fn pair_static<A: GlobalAlloc>(a: &A, layout: Layout) {
     // SAFETY: non-zero layout; freed with the same allocator and layout.
     unsafe {
         let p = a.alloc(layout);
+        black_box(p);
         a.dealloc(p, layout);
     }
 }
