@@ -298,14 +298,16 @@ pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
     } else {
         probes::all()
     };
-    let mut pictures = flames(
+    let pictures = flames(
         &flame_probes,
         if o.quick { 0.4 } else { 1.0 },
         &o.out,
         &tmp,
         progress,
     );
-    pictures.insert(0, step_pic);
+    if let Err(e) = &step_pic.file {
+        eprintln!("hakprof: step flamegraph not drawn: {e}");
+    }
     let exe = crate::self_exe();
     let cells = ablation::run(&exe, if o.quick { 3 } else { 9 }, progress);
     let census = syscalls::run(&exe, &tmp, progress);
