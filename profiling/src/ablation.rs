@@ -25,11 +25,13 @@ pub struct Cell {
     pub result: Result<Json, String>,
 }
 
-/// Runs `hakprof run-workload` with extra environment; returns its JSON line.
+/// Runs `hakprof run-workload` with extra environment (`cold`: no warm-up run); returns
+/// its JSON line.
 pub fn run_child(
     exe: &Path,
     workload: &str,
     reps: usize,
+    cold: bool,
     env: &[(&str, &str)],
 ) -> Result<Json, String> {
     let mut c = Command::new(exe);
@@ -40,6 +42,9 @@ pub fn run_child(
         "--reps",
         &reps.to_string(),
     ]);
+    if cold {
+        c.arg("--cold");
+    }
     for k in [
         "HAKMEM_MODE",
         "HAKMEM_DISABLE_BIGCACHE",
@@ -76,7 +81,7 @@ pub fn run(exe: &Path, reps: usize, mut progress: impl FnMut(&str)) -> Vec<Cell>
             cells.push(Cell {
                 config: name.into(),
                 workload: w.into(),
-                result: run_child(exe, w, reps, env),
+                result: run_child(exe, w, reps, false, env),
             });
         }
     }

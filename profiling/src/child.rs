@@ -55,10 +55,10 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs workload `name` `reps` times through hakmem as configured by the environment and
-/// prints one JSON line: median ns per operation, page faults, syscalls, BigCache hits,
+/// Runs workload `name` `reps` times (after one warm-up run when `warm`) through hakmem as
+/// configured by the environment and prints one JSON line: median ns per operation, page faults, syscalls, BigCache hits,
 /// and how many allocations hakmem served (the proof it ran).
-pub fn run_workload(name: &str, reps: usize) -> Result<String, String> {
+pub fn run_workload(name: &str, reps: usize, warm: bool) -> Result<String, String> {
     static HAKMEM: hakmem::Hakmem = hakmem::Hakmem;
     static REUSE: hakmem::ReuseFront = hakmem::ReuseFront;
     let mut one: Box<dyn FnMut() -> usize> = match name {
@@ -82,7 +82,9 @@ pub fn run_workload(name: &str, reps: usize) -> Result<String, String> {
             Box::new(move || sc.run(&HAKMEM))
         }
     };
-    one(); // warm-up
+    if warm {
+        one(); // warm-up: first-touch mappings stay out of the timings
+    }
     let before = hakmem::stats::snapshot();
     let f0 = minor_faults();
     let mut per_op = Vec::with_capacity(reps);

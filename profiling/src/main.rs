@@ -60,7 +60,8 @@ fn cli() -> Command {
                 .hide(true)
                 .about("child process: run one workload under the environment's configuration")
                 .arg(Arg::new("workload").long("workload").required(true))
-                .arg(Arg::new("reps").long("reps").default_value("5").value_parser(value_parser!(usize))),
+                .arg(Arg::new("reps").long("reps").default_value("5").value_parser(value_parser!(usize)))
+                .arg(Arg::new("cold").long("cold").action(ArgAction::SetTrue).help("no warm-up run: count the first mappings too")),
         )
 }
 
@@ -154,6 +155,7 @@ fn main() -> ExitCode {
         Some(("run-workload", a)) => child::run_workload(
             a.get_one::<String>("workload").unwrap(),
             *a.get_one("reps").unwrap(),
+            !a.get_flag("cold"),
         )
         .map(|line| println!("{line}")),
         _ => Err("unknown subcommand".into()),
