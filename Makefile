@@ -38,6 +38,7 @@ bench:
 	$(CARGO) bench -p microbench --bench alloc
 
 bench-report:
+	@$(CARGO) build -q --release -p microbench --bin peak-rss
 	@$(CARGO) run -q --release -p microbench --bin bench-report
 
 iai-runner:

@@ -119,9 +119,13 @@ pub struct Target {
     pub unit: &'static str,
 }
 
+/// Peak RSS added by each scenario, hakmem ÷ mimalloc, worst scenario (None: not measured).
+pub type RssRatio = Option<f64>;
+
 /// The performance targets, measured from `r` (and `iai_pair64`, gungraun's instructions
-/// per 64 B pair through hakmem, when a gungraun run is at hand).
-pub fn targets(r: &Results, iai_pair64: Option<f64>) -> Vec<Target> {
+/// per 64 B pair through hakmem, when a gungraun run is at hand; `rss`, the worst peak-RSS
+/// ratio to mimalloc over the scenarios).
+pub fn targets(r: &Results, iai_pair64: Option<f64>, rss: RssRatio) -> Vec<Target> {
     let worst = |groups: &[&str]| -> Option<f64> {
         let v: Vec<f64> = groups.iter().filter_map(|g| ratio(r, g)).collect();
         if v.len() == groups.len() {
@@ -207,11 +211,23 @@ pub fn targets(r: &Results, iai_pair64: Option<f64>) -> Vec<Target> {
             1.0,
             ratio_to(r, "prodcons", "mimalloc").map(|x| 1.0 / x),
         ),
+        le(
+            "peak RSS on the scenarios ÷ mimalloc (worst)",
+            1.1,
+            rss,
+            "×",
+        ),
     ]
 }
 
 /// The whole report as Markdown.
-pub fn markdown(r: &Results, iai_pair64: Option<f64>, machine: &str, date: &str) -> String {
+pub fn markdown(
+    r: &Results,
+    iai_pair64: Option<f64>,
+    rss: RssRatio,
+    machine: &str,
+    date: &str,
+) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Machine: {machine}. Date: {date}. Medians from one `make bench` run (criterion); ratios are hakmem (default front) ÷ the fastest of system, mimalloc and jemalloc in the same group (< 1: hakmem faster).\n");
     let _ = writeln!(s, "| group | hakmem | hakmem-reuse | hakmem-pool | system | mimalloc | jemalloc | hakmem ÷ fastest peer |");
@@ -244,7 +260,7 @@ pub fn markdown(r: &Results, iai_pair64: Option<f64>, machine: &str, date: &str)
         s,
         "\n| target | goal | measured | met |\n|---|---|---:|---|"
     );
-    for t in targets(r, iai_pair64) {
+    for t in targets(r, iai_pair64, rss) {
         let measured = t
             .measured
             .map_or("not measured".into(), |m| format!("{m:.2}{}", t.unit));
@@ -282,7 +298,7 @@ mod tests {
         g.insert("mimalloc".into(), m(1000.0, 1000.0)); // 1 ns/op
         assert_eq!(fastest_peer(&r["pair/64"]), Some(("jemalloc", 6.5)));
         assert!((ratio(&r, "pair/64").unwrap() - 6.0 / 6.5).abs() < 1e-12);
-        let t = targets(&r, Some(48.0));
+        let t = targets(&r, Some(48.0), Some(1.2));
         let larson = t.iter().find(|t| t.what.contains("1 thread")).unwrap();
         assert_eq!((larson.measured, larson.met), (Some(0.5), Some(false)));
         let iai = t.iter().find(|t| t.what.contains("instructions")).unwrap();
@@ -295,7 +311,8 @@ mod tests {
                 .is_none(),
             "missing sizes: not measured"
         );
-        let md = markdown(&r, None, "test box", "2026-01-01");
+        assert_eq!(t.last().unwrap().met, Some(false), "RSS 1.2× > 1.1×");
+        let md = markdown(&r, None, None, "test box", "2026-01-01");
         assert!(
             md.contains("| pair/64 (per op) | 6.00 ns |") && md.contains("0.92× (jemalloc)"),
             "{md}"

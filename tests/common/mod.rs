@@ -18,7 +18,7 @@ impl Rng {
         self.next() % n
     }
     /// Sizes from 1 B to 4 MiB, skewed small the way real programs are: most under 1 KiB,
-    /// some up to 64 KiB (the pool's top), a few big blocks.
+    /// some up to 64 KiB, a few big blocks (up to 4 MiB).
     pub fn size(&mut self) -> usize {
         match self.below(1000) {
             0..=799 => 1 + self.below(1024) as usize,

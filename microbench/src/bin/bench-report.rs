@@ -18,6 +18,31 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
 }
 
+/// Runs `peak-rss` (next to this binary) for hakmem and mimalloc on each scenario; the
+/// worst hakmem ÷ mimalloc ratio, or None if it cannot run.
+fn peak_rss_ratio() -> Option<f64> {
+    let exe = std::env::current_exe().ok()?.with_file_name("peak-rss");
+    let run = |peer: &str, sc: &str| -> Option<f64> {
+        let o = std::process::Command::new(&exe)
+            .args([peer, sc])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|_| o.status.success())
+    };
+    let mut worst: Option<f64> = None;
+    for sc in ["json", "mir", "vm", "mixed"] {
+        let (h, m) = (run("hakmem", sc)?, run("mimalloc", sc)?);
+        eprintln!("bench-report: peak RSS {sc}: hakmem {h} KiB, mimalloc {m} KiB");
+        let r = h / m.max(1.0);
+        worst = Some(worst.map_or(r, |w: f64| w.max(r)));
+    }
+    worst
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -57,6 +82,6 @@ fn main() {
         .unwrap_or_default();
     print!(
         "{}",
-        report::markdown(&results, iai_pair64, &machine(), &date)
+        report::markdown(&results, iai_pair64, peak_rss_ratio(), &machine(), &date)
     );
 }
