@@ -550,9 +550,15 @@ fn attach_thread() -> *mut Heap {
     heap
 }
 
+/// Where a heap sits inside its 4 KiB-aligned slot. Blocks at the start of a page (and of
+/// any 4 KiB boundary) are the commonest hot blocks; a heap at offset 0 would put
+/// `pages[0..]` at the same address modulo 4096, and the free path's store to the block's
+/// link would then falsely delay its load of `pages[bin]` (4K aliasing).
+const HEAP_OFFSET: usize = 1024;
+const HEAP_SLOT: usize = os::round_up(HEAP_OFFSET + core::mem::size_of::<Heap>(), 4096);
+
 fn new_heap(g: &mut Heaps) -> *mut Heap {
-    let size = os::round_up(core::mem::size_of::<Heap>(), 64);
-    if g.arena_left < size {
+    if g.arena_left < HEAP_SLOT {
         const ARENA: usize = 256 * 1024;
         let a = os::map(0, ARENA);
         if a.is_null() {
@@ -561,10 +567,10 @@ fn new_heap(g: &mut Heaps) -> *mut Heap {
         g.arena = a;
         g.arena_left = ARENA;
     }
-    let heap = g.arena as *mut Heap;
-    g.arena = g.arena.wrapping_add(size);
-    g.arena_left -= size;
-    // SAFETY: `heap` is fresh, zeroed, 64-byte aligned arena memory of sufficient size.
+    let heap = g.arena.wrapping_add(HEAP_OFFSET) as *mut Heap;
+    g.arena = g.arena.wrapping_add(HEAP_SLOT);
+    g.arena_left -= HEAP_SLOT;
+    // SAFETY: `heap` is fresh, zeroed arena memory, 64-byte aligned, with room for a Heap.
     unsafe {
         heap.write(Heap {
             pages: [empty_page(); NBINS],
