@@ -9,6 +9,7 @@
 
 pub mod iai;
 pub mod json;
+pub mod machine;
 pub mod peers;
 pub mod probes;
 pub mod report;

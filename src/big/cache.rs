@@ -25,6 +25,13 @@ static PUT_AT: [AtomicU64; N] = [const { AtomicU64::new(0) }; N];
 /// Whether a cached block was already given `MADV_FREE` (warm).
 static WARM: [AtomicUsize; N] = [const { AtomicUsize::new(0) }; N];
 
+/// When a block of each (site, class) was last released instead of cached (a "ghost"):
+/// a miss soon after means caching it would have paid.
+static RELEASED_AT: [AtomicU64; SITE_SLOTS * CLASSES.len()] =
+    [const { AtomicU64::new(0) }; SITE_SLOTS * CLASSES.len()];
+/// How recent a release must be for the next miss to keep its block.
+pub const GHOST_NS: u64 = 1_000_000_000;
+
 static HITS: AtomicU64 = AtomicU64::new(0);
 static MISSES: AtomicU64 = AtomicU64::new(0);
 static EVICTIONS: AtomicU64 = AtomicU64::new(0);
@@ -143,6 +150,17 @@ pub fn put(
     Ok(Some(old))
 }
 
+/// Records that a block of (site, class) was just released rather than cached.
+pub fn note_release(site_slot: usize, class: usize, now_ns: u64) {
+    RELEASED_AT[(site_slot % SITE_SLOTS) * CLASSES.len() + class].store(now_ns.max(1), Relaxed);
+}
+
+/// Whether (site, class) released a block within `GHOST_NS` of `now_ns`.
+pub fn recently_released(site_slot: usize, class: usize, now_ns: u64) -> bool {
+    let t = RELEASED_AT[(site_slot % SITE_SLOTS) * CLASSES.len() + class].load(Relaxed);
+    t != 0 && now_ns.saturating_sub(t) < GHOST_NS
+}
+
 /// Gives back the byte budget of an evicted or aged-out block.
 pub fn forget_bytes(span: usize) {
     BYTES.fetch_sub(span, Relaxed);
@@ -183,6 +201,15 @@ mod tests {
     use super::*;
 
     const MB: usize = 1 << 20;
+
+    #[test]
+    fn ghosts_of_released_blocks_expire_after_a_second() {
+        assert!(!recently_released(99, 1, 10));
+        note_release(99, 1, 5_000_000_000);
+        assert!(recently_released(99, 1, 5_500_000_000));
+        assert!(!recently_released(99, 2, 5_500_000_000), "per class");
+        assert!(!recently_released(99, 1, 6_000_000_001), "expired");
+    }
 
     #[test]
     fn classes_for_requests_and_blocks() {

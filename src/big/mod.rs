@@ -115,9 +115,16 @@ pub fn alloc_learned(size: usize, align: usize, site: Site, zero: bool) -> *mut 
         }
     }
     if p.is_null() {
-        // 3. map (cacheable, sized to its class) or heap (exact, released on free)
+        // 3. map (cacheable, sized to its class) or heap (exact, released on free). A miss
+        // right after this (site, class) released a block is a reuse the threshold did not
+        // foresee: that block is kept (the BigCache's ghost of it says caching pays).
         let (method, capacity) = match class {
-            Some(c) if size >= d.threshold => (Method::Map, cache::CLASSES[c]),
+            Some(c)
+                if size >= d.threshold
+                    || cache::recently_released(slot, c, os::now_coarse_ns()) =>
+            {
+                (Method::Map, cache::CLASSES[c])
+            }
             _ => (Method::Heap, size),
         };
         p = map_block(size, capacity, align, method, site.0);
@@ -196,6 +203,13 @@ pub unsafe fn free(p: *mut u8) {
             }
             maybe_age(now);
             return;
+        }
+    }
+    if cfg.bigcache {
+        if let Some(class) =
+            cache::class_for_request(h.size as usize).filter(|_| h.size as usize >= CACHE_MIN)
+        {
+            cache::note_release(slot, class, os::now_coarse_ns());
         }
     }
     // SAFETY: `p` is ours and dead.

@@ -5,17 +5,13 @@ use microbench::{iai, probes, report};
 use std::path::PathBuf;
 
 fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
+    use microbench::machine as m;
+    format!(
+        "{}, {} cores, Linux {}",
+        m::cpu_model(),
+        m::cores(),
+        m::kernel()
+    )
 }
 
 /// Runs `peak-rss` (next to this binary) for hakmem and mimalloc on each scenario; the
@@ -75,11 +71,7 @@ fn main() {
             r.get("pair64/hakmem")
                 .map(|c| c.instructions as f64 / probes::OPS as f64)
         });
-    let date = std::process::Command::new("date")
-        .arg("+%Y-%m-%d")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let date = microbench::machine::date("+%Y-%m-%d");
     print!(
         "{}",
         report::markdown(&results, iai_pair64, peak_rss_ratio(), &machine(), &date)
