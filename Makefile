@@ -6,7 +6,7 @@ GUNGRAUN_VERSION := 0.20.0
 IAI_RESULTS  := target/iai.jsonl
 IAI_BASELINE := microbench/iai-baseline.tsv
 
-.PHONY: build preload test test-fast stress bench bench-report iai iai-runner iai-check iai-bless profile profile-tools miri fmt clippy clean
+.PHONY: build preload test test-tools test-fast stress bench bench-report iai iai-runner iai-check iai-bless profile profile-tools miri fmt clippy clean
 
 build:
 	$(CARGO) build --release --workspace
@@ -18,9 +18,22 @@ preload:
 
 # Everything CI runs: unit, integration, stress (short), LD_PRELOAD programs, and the
 # instruction-count gate.
-test: preload
+test: test-tools preload
 	$(CARGO) test --workspace --exclude hakmem-preload
 	$(MAKE) iai-check
+
+# What the tests run besides cargo: the programs put under LD_PRELOAD, a C compiler, and
+# valgrind for the instruction-count gate. Installed with apt-get when missing (as root).
+TEST_TOOLS := sqlite3:sqlite3 cc:gcc python3:python3 sort:coreutils git:git valgrind:valgrind redis-server:redis-server
+test-tools:
+	@missing=""; for pair in $(TEST_TOOLS); do \
+		command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing \
+			|| { echo "could not install$$missing: install them and rerun"; exit 1; }; \
+	fi
 
 # The long stress: 10x the operations of the one in `make test`, under every front and mode.
 stress:
