@@ -74,19 +74,29 @@ impl Ucb1 {
 
     /// UCB1 score of `arm` (infinite for an arm never tried).
     pub fn score(&self, arm: usize) -> f64 {
+        self.score_with(arm, (self.total as f64).ln())
+    }
+
+    fn score_with(&self, arm: usize, ln_total: f64) -> f64 {
         if self.pulls[arm] == 0 {
             return f64::INFINITY;
         }
         let n = self.pulls[arm] as f64;
-        self.mean(arm) + self.params.exploration * ((self.total as f64).ln() / n).sqrt()
+        self.mean(arm) + self.params.exploration * (ln_total / n).sqrt()
     }
 
-    /// The arm to try next: untried arms first (lowest index), then the best UCB1 score.
+    /// The arm to try next: untried arms first (lowest index), then the best UCB1 score;
+    /// scores equal to within 1e-9 count as a tie, won by the lower arm (so the choice does
+    /// not hang on the last bit of a logarithm: Miri, which varies it, found that).
     pub fn select(&self) -> usize {
+        let ln_total = (self.total as f64).ln();
         let mut best = 0;
+        let mut best_score = self.score_with(0, ln_total);
         for arm in 1..ARMS.len() {
-            if self.score(arm) > self.score(best) {
+            let s = self.score_with(arm, ln_total);
+            if s > best_score + 1e-9 {
                 best = arm;
+                best_score = s;
             }
         }
         best
