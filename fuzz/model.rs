@@ -177,6 +177,9 @@ impl Model {
                 if u < b.size {
                     return Err(format!("usable size {u} < {}", b.size));
                 }
+                if b.p % b.align != 0 {
+                    return Err(format!("{:#x} lost its {}-byte alignment", b.p, b.align));
+                }
                 Ok(())
             }
             _ => Ok(()),
