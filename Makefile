@@ -12,8 +12,9 @@ build:
 	$(CARGO) build --release --workspace
 
 # libhakmem.so for LD_PRELOAD (its own package, so no test binary exports malloc).
+# VALGRIND=1: blocks announced to valgrind's memcheck (client requests).
 preload:
-	$(CARGO) build --release -p hakmem-preload
+	$(CARGO) build --release -p hakmem-preload $(if $(VALGRIND),--features valgrind)
 	@echo "built $(LIB)"
 
 # Everything CI runs: unit, integration, stress (short), LD_PRELOAD programs, and the
@@ -97,9 +98,11 @@ profile-tools:
 		else echo "no apt-get: install$$missing yourself; hakprof will say what is missing"; fi; \
 	fi
 
-# The pure-logic modules (size classes, header, sites, learners, lifecycle) under Miri.
+# The pure-logic modules (size classes, header, sites, learners, lifecycle, config) and the
+# parts of the pool that need no mmap (page records and free lists with remote frees from
+# other threads, page queues, the spin lock) under Miri.
 miri:
-	$(CARGO) +nightly miri test -p hakmem --lib -- size_class header site diag learn::rng learn::p2 learn::ucb1 learn::elo learn::lifecycle config
+	$(CARGO) +nightly miri test -p hakmem --lib -- size_class header site diag learn::rng learn::p2 learn::ucb1 learn::elo learn::lifecycle config pool::page lock::tests
 
 fmt:
 	$(CARGO) fmt --all

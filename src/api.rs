@@ -44,8 +44,13 @@ pub fn calloc(n: usize, m: usize) -> *mut u8 {
 /// `p` must be null or a block from this allocator, not used afterwards.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
+    let c = config::get();
+    if c.check {
+        // SAFETY: forwarded.
+        return unsafe { front::free_checked(c.front, p) };
+    }
     // SAFETY: forwarded.
-    unsafe { front::free(config::get().front, p) }
+    unsafe { front::free(c.front, p) }
 }
 
 /// Usable bytes of block `p` (0 for null).

@@ -10,7 +10,8 @@
 //!
 //! Switches applied after the mode: `HAKMEM_DISABLE_BIGCACHE=1`, `HAKMEM_DISABLE_ELO=1`
 //! (fixed 2 MiB threshold, UCB1 off too), `HAKMEM_MINIMAL=1` (both). `HAKMEM_FRONT` picks
-//! the front end, `HAKMEM_SEED` the learners' seed, `HAKMEM_BIGCACHE_WAYS` the ways.
+//! the front end, `HAKMEM_SEED` the learners' seed, `HAKMEM_BIGCACHE_WAYS` the ways,
+//! `HAKMEM_CHECK=1` the checked mode (every free validated).
 //! Nothing here allocates: an unknown value prints one warning line and the default holds.
 
 use core::cell::UnsafeCell;
@@ -95,6 +96,9 @@ pub struct Config {
     pub select_every: u32,
     pub bigcache_ways: usize,
     pub seed: u64,
+    /// `HAKMEM_CHECK=1`: validate every free of the configured allocator (block start,
+    /// page in use, block not already free) before it is done.
+    pub check: bool,
 }
 
 pub const MAX_WAYS: usize = 8;
@@ -121,6 +125,7 @@ impl Config {
             select_every: every,
             bigcache_ways: 4,
             seed: 0x4841_4b4d_454d, // "HAKMEM"
+            check: false,
         }
     }
 
@@ -155,6 +160,7 @@ impl Config {
             flag("HAKMEM_DISABLE_ELO"),
             flag("HAKMEM_MINIMAL"),
         );
+        c.check = flag("HAKMEM_CHECK");
         if no_cache || minimal {
             c.bigcache = false;
         }
@@ -299,8 +305,10 @@ mod tests {
             ("HAKMEM_FRONT", "reuse"),
             ("HAKMEM_SEED", "7"),
         ]);
-        assert!(!c.elo && !c.bigcache);
+        assert!(!c.elo && !c.bigcache && !c.check);
         assert_eq!((c.front, c.seed), (Front::Reuse, 7));
+        let (c, _) = parse(&[("HAKMEM_CHECK", "1")]);
+        assert!(c.check && c.elo, "the checked mode changes nothing else");
     }
 
     #[test]

@@ -3,11 +3,13 @@
 //! library means no test or bench binary that links it gets its `malloc` replaced.
 //!
 //! Errors follow POSIX and glibc: NULL with `errno = ENOMEM` when memory cannot be had
-//! (an overflowing `calloc` included), `EINVAL` for a bad alignment; `realloc(p, 0)` frees
-//! `p` and returns NULL, as glibc does.
+//! (an overflowing `calloc` included), `EINVAL` for an alignment that is not a power of two
+//! in `aligned_alloc` and `posix_memalign`; `memalign`, `valloc` and `pvalloc` take any
+//! alignment as glibc does; `realloc(p, 0)` frees `p` and returns NULL, as glibc does.
 
 use crate::api;
 use crate::os::PAGE;
+use crate::size_class::MIN_ALIGN;
 use crate::site::Site;
 use core::ffi::c_void;
 
@@ -101,12 +103,25 @@ pub unsafe extern "C" fn hak_reallocarray(p: *mut c_void, n: usize, m: usize) ->
     }
 }
 
+/// `aligned_alloc`: C11 and glibc 2.38 refuse an alignment that is not a power of two.
 fn aligned(align: usize, size: usize) -> *mut c_void {
     if !align.is_power_of_two() {
         set_errno(libc::EINVAL);
         return core::ptr::null_mut();
     }
     oom(api::malloc_aligned(size, align, Site::UNKNOWN))
+}
+
+/// `memalign` as glibc has it: any alignment is taken, raised to at least `MIN_ALIGN` and
+/// to the next power of two; only one past the largest power of two fails (EINVAL).
+fn memalign_like_glibc(align: usize, size: usize) -> *mut c_void {
+    match align.max(MIN_ALIGN).checked_next_power_of_two() {
+        Some(a) => oom(api::malloc_aligned(size, a, Site::UNKNOWN)),
+        None => {
+            set_errno(libc::EINVAL);
+            core::ptr::null_mut()
+        }
+    }
 }
 
 /// # Safety
@@ -133,16 +148,17 @@ pub extern "C" fn hak_aligned_alloc(align: usize, size: usize) -> *mut c_void {
 }
 
 pub extern "C" fn hak_memalign(align: usize, size: usize) -> *mut c_void {
-    aligned(align, size)
+    memalign_like_glibc(align, size)
 }
 
 pub extern "C" fn hak_valloc(size: usize) -> *mut c_void {
-    aligned(PAGE, size)
+    memalign_like_glibc(PAGE, size)
 }
 
+/// `pvalloc`: whole pages (at least one), page-aligned.
 pub extern "C" fn hak_pvalloc(size: usize) -> *mut c_void {
     match size.max(1).checked_next_multiple_of(PAGE) {
-        Some(rounded) => aligned(PAGE, rounded),
+        Some(rounded) => memalign_like_glibc(PAGE, rounded),
         None => oom(core::ptr::null_mut()),
     }
 }

@@ -27,7 +27,7 @@ unsafe impl GlobalAlloc for Hakmem {
     #[inline(always)]
     unsafe fn dealloc(&self, p: *mut u8, _l: Layout) {
         // SAFETY: `p` came from this allocator (GlobalAlloc contract).
-        unsafe { front::free(config::get().front, p) }
+        unsafe { crate::api::free(p) }
     }
 
     #[inline]

@@ -47,7 +47,9 @@ pub struct AllocHeader {
 const _: () = assert!(core::mem::size_of::<AllocHeader>() == HEADER_SIZE);
 
 impl AllocHeader {
+    /// `offset` is at most one page (big blocks of any alignment: see `big::map_block`).
     pub fn new(method: Method, site: u32, offset: usize, size: usize, span: usize) -> Self {
+        debug_assert!(offset <= u32::MAX as usize);
         AllocHeader {
             magic: MAGIC,
             method,
@@ -67,7 +69,10 @@ impl AllocHeader {
     #[inline(always)]
     pub unsafe fn of(user: *mut u8) -> *mut AllocHeader {
         // SAFETY: the caller guarantees the 32 bytes before `user` are ours.
-        unsafe { user.sub(HEADER_SIZE) as *mut AllocHeader }
+        let h = unsafe { user.sub(HEADER_SIZE) };
+        // Headers are no-access to memcheck (`valgrind` feature) except while we use them.
+        crate::track::defined(h, HEADER_SIZE);
+        h as *mut AllocHeader
     }
 
     /// Writes a live header in front of `user`.

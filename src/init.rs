@@ -52,8 +52,9 @@ pub fn register_thread_heap(heap: *mut libc::c_void) {
     }
 }
 
-// Fork: take every allocator lock (always in this order) so the child never inherits one
-// held by a thread that does not exist there; release them in parent and child.
+// Fork: take every allocator lock, in the one lock order of `lock::rank` (learner locks,
+// the madvise batch, the heap list, the registry), so the child never inherits one held
+// by a thread that does not exist there; release them in parent and child.
 extern "C" fn fork_prepare() {
     crate::learn::lock_for_fork();
     crate::big::madvise::lock_for_fork();

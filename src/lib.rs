@@ -25,6 +25,7 @@ pub mod site;
 pub mod size_class;
 pub mod stats;
 mod tls;
+mod track;
 
 pub use api::{alloc_at, free_at};
 pub use front::{AutoFront, PoolFront, ReuseFront};

@@ -1,12 +1,35 @@
 //! A tiny spin lock for the allocator's few global structures (heap list, big-block
-//! registry). It never allocates, so it is safe inside `malloc`; waiting threads yield.
+//! registry, learner state). It never allocates, so it is safe inside `malloc`; waiting
+//! threads yield.
+//!
+//! Every lock has a rank, and there is one lock order for the whole allocator: a thread
+//! that holds a lock may take only locks of a higher rank (`rank` below). The fork
+//! handler (`init`) takes every lock in this order. Debug builds check the order on every
+//! `lock` and panic on a violation, so the tests catch a new inversion.
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, Ordering};
 
+/// The lock order, lowest first.
+pub mod rank {
+    /// `learn`: the lifecycle state (LEARN / FROZEN / CANARY windows).
+    pub const LIFE: u8 = 1;
+    /// `learn`: the ELO leaderboard and its generator.
+    pub const BRAIN: u8 = 2;
+    /// `learn`: one UCB1 bandit per site (never two held at once, except by fork).
+    pub const UCB: u8 = 3;
+    /// `big::madvise`: the release batch.
+    pub const MADVISE_BATCH: u8 = 4;
+    /// `pool::heap`: the list of heaps and the parked ones.
+    pub const HEAPS: u8 = 5;
+    /// `registry`: the set of live big blocks.
+    pub const REGISTRY: u8 = 6;
+}
+
 pub struct SpinLock<T> {
     locked: AtomicBool,
+    rank: u8,
     value: UnsafeCell<T>,
 }
 
@@ -20,14 +43,22 @@ pub struct Guard<'a, T> {
 }
 
 impl<T> SpinLock<T> {
-    pub const fn new(value: T) -> Self {
+    /// A lock of `rank` (see `rank`).
+    pub const fn new(rank: u8, value: T) -> Self {
         SpinLock {
             locked: AtomicBool::new(false),
+            rank,
             value: UnsafeCell::new(value),
         }
     }
 
     pub fn lock(&self) -> Guard<'_, T> {
+        order::acquire(self.rank);
+        self.spin();
+        Guard { lock: self }
+    }
+
+    fn spin(&self) {
         let mut spins = 0u32;
         while self
             .locked
@@ -42,12 +73,12 @@ impl<T> SpinLock<T> {
                 unsafe { libc::sched_yield() };
             }
         }
-        Guard { lock: self }
     }
 
-    /// Takes the lock and keeps it (fork preparation); `force_unlock` gives it back.
+    /// Takes the lock and keeps it (fork preparation, which takes every lock in rank
+    /// order); `force_unlock` gives it back.
     pub fn lock_forever(&self) {
-        core::mem::forget(self.lock());
+        self.spin();
     }
 
     /// Releases a lock taken by `lock_forever` (after fork, in parent and child).
@@ -77,5 +108,90 @@ impl<T> DerefMut for Guard<'_, T> {
 impl<T> Drop for Guard<'_, T> {
     fn drop(&mut self) {
         self.lock.locked.store(false, Ordering::Release);
+        order::release(self.lock.rank);
+    }
+}
+
+/// The debug-build check of the lock order: the ranks this thread holds, as a bit set.
+#[cfg(debug_assertions)]
+mod order {
+    use core::cell::Cell;
+
+    std::thread_local! {
+        // const-initialised, no destructor: never allocates, valid during thread exit.
+        static HELD: Cell<u64> = const { Cell::new(0) };
+    }
+
+    pub fn acquire(rank: u8) {
+        let held = HELD.with(|h| h.get());
+        let at_or_above = held & !((1u64 << rank) - 1);
+        assert!(
+            at_or_above == 0,
+            "hakmem: lock order violated: taking rank {rank} while holding {held:#b}"
+        );
+        HELD.with(|h| h.set(held | 1 << rank));
+    }
+
+    pub fn release(rank: u8) {
+        HELD.with(|h| h.set(h.get() & !(1u64 << rank)));
+    }
+}
+
+#[cfg(not(debug_assertions))]
+mod order {
+    #[inline(always)]
+    pub fn acquire(_rank: u8) {}
+    #[inline(always)]
+    pub fn release(_rank: u8) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guards_serialise_and_release() {
+        static L: SpinLock<u64> = SpinLock::new(rank::REGISTRY, 0);
+        const N: u64 = if cfg!(miri) { 50 } else { 10_000 };
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    for _ in 0..N {
+                        *L.lock() += 1;
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(*L.lock(), 4 * N);
+    }
+
+    #[test]
+    fn taking_locks_in_rank_order_is_allowed() {
+        let a = SpinLock::new(rank::LIFE, ());
+        let b = SpinLock::new(rank::BRAIN, ());
+        let _ga = a.lock();
+        let _gb = b.lock();
+    }
+
+    #[cfg(debug_assertions)]
+    #[test]
+    #[should_panic(expected = "lock order violated")]
+    fn taking_a_lower_rank_while_holding_a_higher_one_panics_in_debug_builds() {
+        let life = SpinLock::new(rank::LIFE, ());
+        let brain = SpinLock::new(rank::BRAIN, ());
+        let _gb = brain.lock();
+        let _gl = life.lock();
+    }
+
+    #[test]
+    fn lock_forever_and_force_unlock_pair_up() {
+        let l = SpinLock::new(rank::HEAPS, 5);
+        l.lock_forever();
+        assert!(l.locked.load(Ordering::Relaxed));
+        unsafe { l.force_unlock() };
+        assert_eq!(*l.lock(), 5);
     }
 }

@@ -38,6 +38,10 @@ pub const fn round_up(n: usize, align: usize) -> usize {
 
 /// Maps `len` bytes of zeroed, read-write, private anonymous memory near `hint`
 /// (0: anywhere). Returns null on failure.
+///
+/// No `MAP_NORESERVE`: every mapping is charged against the kernel's commit limit, so the
+/// overcommit policy (`vm.overcommit_memory`) refuses impossible requests here, as it does
+/// for glibc's `malloc`, instead of handing out memory that cannot be backed.
 pub fn map(hint: usize, len: usize) -> *mut u8 {
     MMAP.fetch_add(1, Relaxed);
     // SAFETY: an anonymous private mapping without MAP_FIXED never replaces an existing
@@ -47,7 +51,7 @@ pub fn map(hint: usize, len: usize) -> *mut u8 {
             hint as *mut libc::c_void,
             len,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
             -1,
             0,
         )

@@ -15,7 +15,7 @@ struct Table {
 // SAFETY: the slot array is only touched under the lock.
 unsafe impl Send for Table {}
 
-static TABLE: SpinLock<Table> = SpinLock::new(Table {
+static TABLE: SpinLock<Table> = SpinLock::new(crate::lock::rank::REGISTRY, Table {
     slots: ptr::null_mut(),
     cap: 0,
     len: 0,

@@ -1,6 +1,6 @@
-//! The workload scenarios, defined once so the benches and the profiler run the same code
-//! (SPEC §3): json, mir, vm and mixed (allocate, touch every page, free), and a
-//! larson-style server simulation (threads allocate and free random sizes 8–1000 B and
+//! The workload scenarios, defined once so the benches and the profiler run the same code:
+//! the original hakmem's four (json, mir, vm and mixed: allocate, touch every page, free),
+//! and a larson-style server simulation (threads allocate and free random sizes 8–1000 B and
 //! hand their blocks to the next thread).
 
 use core::alloc::{GlobalAlloc, Layout};

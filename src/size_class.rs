@@ -2,6 +2,9 @@
 //! (12.5 % spacing) up to `POOL_MAX` (256 KiB, below the BigCache's 512 KiB minimum). Every class is a multiple of 16, so every block is
 //! 16-byte aligned. Pure logic: runs under Miri.
 
+/// Every block of the allocator, pool or big, is aligned to at least this.
+pub const MIN_ALIGN: usize = 16;
+
 /// Largest request the pool serves; bigger ones are big blocks.
 pub const POOL_MAX: usize = 256 * 1024;
 /// Number of size classes (bins).

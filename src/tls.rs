@@ -1,9 +1,11 @@
-//! The one thread-local slot: this thread's pool heap.
+//! The thread-local slots: this thread's pool heap (read on every fast path), and a flag
+//! saying that the thread's exit destructor has already run (read on the slow path only).
 //!
-//! In a `cdylib`, `std`'s `thread_local!` costs a call to `__tls_get_addr` on every access
-//! (see PITFALLS.md). On x86-64 Linux the slot is instead an 8-byte `.tbss` object read
-//! through the initial-exec model: two instructions, in the preload library and in plain
-//! executables alike. Elsewhere (and under Miri) `thread_local!` serves.
+//! In a `cdylib`, `std`'s `thread_local!` goes through the general-dynamic TLS model: a
+//! call to `__tls_get_addr` on every access, which may even allocate on a thread's first
+//! access (see ARCHITECTURE.md, "Pitfalls"). On x86-64 Linux the slots are instead `.tbss`
+//! objects read through the initial-exec model: two instructions, in the preload library
+//! and in plain executables alike. Elsewhere (and under Miri) `thread_local!` serves.
 
 use crate::pool::heap::Heap;
 
@@ -19,6 +21,12 @@ mod imp {
         ".type __hakmem_rs_tls_heap, @object",
         ".size __hakmem_rs_tls_heap, 8",
         "__hakmem_rs_tls_heap:",
+        ".zero 8",
+        ".globl __hakmem_rs_tls_exited",
+        ".hidden __hakmem_rs_tls_exited",
+        ".type __hakmem_rs_tls_exited, @object",
+        ".size __hakmem_rs_tls_exited, 8",
+        "__hakmem_rs_tls_exited:",
         ".zero 8",
         ".popsection",
     );
@@ -52,6 +60,34 @@ mod imp {
             );
         }
     }
+
+    #[inline]
+    pub fn exited() -> bool {
+        let v: usize;
+        // SAFETY: reads this thread's 8-byte exit flag, as `heap` reads its slot.
+        unsafe {
+            core::arch::asm!(
+                "mov {v}, qword ptr [rip + __hakmem_rs_tls_exited@GOTTPOFF]",
+                "mov {v}, qword ptr fs:[{v}]",
+                v = out(reg) v,
+                options(nostack, readonly, preserves_flags),
+            );
+        }
+        v != 0
+    }
+
+    #[inline]
+    pub fn set_exited() {
+        // SAFETY: writes this thread's own exit flag.
+        unsafe {
+            core::arch::asm!(
+                "mov {o}, qword ptr [rip + __hakmem_rs_tls_exited@GOTTPOFF]",
+                "mov qword ptr fs:[{o}], 1",
+                o = out(reg) _,
+                options(nostack, preserves_flags),
+            );
+        }
+    }
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(miri))))]
@@ -61,6 +97,7 @@ mod imp {
 
     std::thread_local! {
         static HEAP: Cell<*mut Heap> = const { Cell::new(core::ptr::null_mut()) };
+        static EXITED: Cell<bool> = const { Cell::new(false) };
     }
 
     #[inline(always)]
@@ -72,6 +109,16 @@ mod imp {
     pub fn set_heap(h: *mut Heap) {
         HEAP.with(|c| c.set(h))
     }
+
+    pub fn exited() -> bool {
+        EXITED.with(|c| c.get())
+    }
+
+    pub fn set_exited() {
+        EXITED.with(|c| c.set(true))
+    }
 }
 
-pub use imp::{heap, set_heap};
+/// `heap()`: this thread's heap (null: none yet, or parked at exit); `exited()`: whether
+/// the thread's exit destructor has run (a heap attached after that is a "late" heap).
+pub use imp::{exited, heap, set_exited, set_heap};

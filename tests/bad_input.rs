@@ -52,14 +52,24 @@ fn impossible_sizes_return_null_with_enomem() {
     clear_errno();
     assert!(hak_calloc(1 << 33, 1 << 33).is_null(), "calloc overflow");
     assert_eq!(errno(), libc::ENOMEM);
-    let p = hak_malloc(100);
-    clear_errno();
-    assert!(unsafe { hak_reallocarray(p, usize::MAX, 2) }.is_null());
-    assert_eq!(errno(), libc::ENOMEM);
-    clear_errno();
-    assert!(unsafe { hak_realloc(p, usize::MAX) }.is_null());
-    assert_eq!(errno(), libc::ENOMEM);
-    unsafe { hak_free(p) }; // p survived both failures
+    for size in [100usize, 3 << 20] {
+        let p = hak_malloc(size);
+        unsafe { ptr::write_bytes(p as *mut u8, 0x3C, size) };
+        clear_errno();
+        assert!(unsafe { hak_reallocarray(p, usize::MAX, 2) }.is_null());
+        assert_eq!(errno(), libc::ENOMEM);
+        clear_errno();
+        assert!(unsafe { hak_realloc(p, usize::MAX) }.is_null());
+        assert_eq!(errno(), libc::ENOMEM);
+        clear_errno();
+        assert!(unsafe { hak_realloc(p, usize::MAX / 2) }.is_null());
+        assert_eq!(errno(), libc::ENOMEM);
+        // p is untouched by the failures: same contents, still live and freeable.
+        let s = unsafe { std::slice::from_raw_parts(p as *const u8, size) };
+        assert!(s.iter().all(|&b| b == 0x3C), "a failed realloc changed p");
+        assert!(unsafe { hak_malloc_usable_size(p) } >= size);
+        unsafe { hak_free(p) };
+    }
 }
 
 #[test]
@@ -76,6 +86,31 @@ fn calloc_returns_zeroed_memory_even_when_reusing_blocks() {
             .all(|&b| b == 0));
         unsafe { hak_free(q as *mut c_void) };
     }
+}
+
+/// A big block freed and taken again from the BigCache holds the old bytes: calloc must
+/// clear it.
+#[test]
+fn calloc_clears_a_block_the_bigcache_hands_back() {
+    let size = 1 << 20;
+    let hits0 = hakmem::big::cache::totals().hits;
+    let mut hit = false;
+    for round in 0..20 {
+        let p = hak_malloc(size) as *mut u8;
+        unsafe {
+            ptr::write_bytes(p, 0xCD, size);
+            hak_free(p as *mut c_void);
+        }
+        let q = hak_calloc(size, 1) as *mut u8;
+        hit |= q == p;
+        let s = unsafe { std::slice::from_raw_parts(q, size) };
+        assert!(s.iter().all(|&b| b == 0), "round {round}: calloc left old bytes");
+        unsafe { hak_free(q as *mut c_void) };
+    }
+    assert!(
+        hit && hakmem::big::cache::totals().hits > hits0,
+        "calloc never reached a BigCache hit"
+    );
 }
 
 #[test]
@@ -96,7 +131,7 @@ fn posix_memalign_rejects_bad_alignments_with_einval() {
 }
 
 #[test]
-fn aligned_alloc_and_memalign_reject_non_powers_of_two() {
+fn aligned_alloc_rejects_non_powers_of_two_with_einval() {
     for align in [0usize, 3, 24, 1000] {
         clear_errno();
         assert!(
@@ -104,9 +139,110 @@ fn aligned_alloc_and_memalign_reject_non_powers_of_two() {
             "aligned_alloc({align})"
         );
         assert_eq!(errno(), libc::EINVAL);
+    }
+}
+
+/// glibc's `memalign` takes any alignment: below 16 it is a plain `malloc`, and one that is
+/// not a power of two is rounded up to the next. Only an alignment no power of two can
+/// reach fails (EINVAL). `valloc` and `pvalloc` are `memalign(page, …)`.
+#[test]
+fn memalign_valloc_and_pvalloc_follow_glibc() {
+    for (align, want) in [(0usize, 16usize), (1, 16), (3, 16), (24, 32), (1000, 1024), (4096, 4096)] {
+        let p = hak_memalign(align, 100);
+        assert!(!p.is_null(), "memalign({align}, 100)");
+        assert_eq!(p as usize % want, 0, "memalign({align}, 100) = {p:p}");
+        unsafe {
+            ptr::write_bytes(p as *mut u8, 7, 100);
+            hak_free(p);
+        }
+    }
+    clear_errno();
+    assert!(hak_memalign(usize::MAX, 16).is_null());
+    assert_eq!(errno(), libc::EINVAL);
+    let v = hak_valloc(0);
+    assert!(!v.is_null() && v as usize % 4096 == 0);
+    let pv = hak_pvalloc(0);
+    assert!(!pv.is_null() && pv as usize % 4096 == 0);
+    assert!(unsafe { hak_malloc_usable_size(pv) } >= 4096, "pvalloc(0) is one page");
+    unsafe {
+        hak_free(v);
+        hak_free(pv);
+    }
+}
+
+/// Whether the page holding `p` is mapped (mincore fails with ENOMEM where it is not).
+fn mapped(p: usize) -> bool {
+    let mut v = [0u8; 1];
+    unsafe { libc::mincore((p & !4095) as *mut c_void, 4096, v.as_mut_ptr()) == 0 }
+}
+
+/// Alignments up to 2^62 (what `Layout` allows): each either gives an exactly aligned block
+/// whose usable size is its own (not gigabytes) and whose free releases exactly its
+/// mapping, or fails with ENOMEM. Never a corrupt header.
+#[test]
+fn huge_alignments_round_trip_exactly_or_fail_with_enomem() {
+    for shift in [28u32, 31, 32, 33, 34, 36, 40, 46, 62] {
+        let align = 1usize << shift;
+        let mut p: *mut c_void = ptr::null_mut();
+        let r = unsafe { hak_posix_memalign(&mut p, align, 16) };
+        if r == libc::ENOMEM {
+            assert!(p.is_null());
+            continue;
+        }
+        assert_eq!(r, 0, "posix_memalign(2^{shift})");
+        assert_eq!(p as usize % align, 0, "2^{shift}: {p:p}");
+        let usable = unsafe { hak_malloc_usable_size(p) };
+        assert!(
+            (16..16 + 8192).contains(&usable),
+            "2^{shift}: usable size {usable}"
+        );
+        unsafe {
+            ptr::write_bytes(p as *mut u8, 0xA5, usable);
+            hak_free(p);
+        }
+        hakmem::big::madvise::flush();
+        assert!(!mapped(p as usize), "2^{shift}: block still mapped after free");
+    }
+    // The Rust API: a Layout with a 2^33 alignment.
+    let l = Layout::from_size_align(64, 1 << 33).unwrap();
+    let p = alloc_at(l, Site::here());
+    if !p.is_null() {
+        assert_eq!(p as usize % (1 << 33), 0);
+        assert!(unsafe { hak_malloc_usable_size(p as *mut c_void) } < 8192);
+        unsafe { free_at(p, l) };
+    }
+}
+
+/// Requests the kernel's overcommit policy refuses must fail (NULL, ENOMEM), as with glibc:
+/// a block's mapping is made so that the policy applies.
+#[test]
+fn requests_past_the_commit_limit_fail_with_enomem() {
+    let policy = std::fs::read_to_string("/proc/sys/vm/overcommit_memory").unwrap_or_default();
+    if policy.trim() == "1" {
+        eprintln!("skipped: vm.overcommit_memory=1 accepts every mapping");
+        return;
+    }
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib = |key: &str| -> usize {
+        let l = meminfo.lines().find(|l| l.starts_with(key)).unwrap();
+        l.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let limit = (kib("MemTotal:") + kib("SwapTotal:")) * 1024;
+    for shift in 36..=46 {
+        let size = 1usize << shift;
+        if size <= 2 * limit {
+            continue;
+        }
         clear_errno();
-        assert!(hak_memalign(align, 64).is_null(), "memalign({align})");
-        assert_eq!(errno(), libc::EINVAL);
+        let p = hak_malloc(size);
+        assert!(p.is_null(), "malloc(2^{shift}) = {p:p} on a machine of {limit} bytes");
+        assert_eq!(errno(), libc::ENOMEM);
+        clear_errno();
+        assert!(hak_calloc(size, 1).is_null(), "calloc(2^{shift})");
+        let mut q: *mut c_void = ptr::null_mut();
+        assert_eq!(unsafe { hak_posix_memalign(&mut q, 4096, size) }, libc::ENOMEM);
+        let l = Layout::from_size_align(size, 16).unwrap();
+        assert!(alloc_at(l, Site::here()).is_null(), "alloc_at(2^{shift})");
     }
 }
 
@@ -237,6 +373,46 @@ fn child_entry() {
                 let b = Box::into_raw(Box::new([0u8; 64])) as *mut c_void;
                 hak_malloc_usable_size(b);
             }
+            "segment_base_free" => {
+                // The first byte of the 4 MiB segment holding a live block: segment metadata.
+                let p = hak_malloc(64) as usize;
+                hak_free((p & !((4 << 20) - 1)) as *mut c_void);
+            }
+            "metadata_free" => {
+                // Inside the segment's header page (the page records), not a block.
+                let p = hak_malloc(64) as usize;
+                hak_free(((p & !((4 << 20) - 1)) + 3000) as *mut c_void);
+            }
+            "segment_base_free_remote" => {
+                // The same from another thread: the remote-free path must check it too.
+                let p = hak_malloc(64) as usize;
+                let base = p & !((4 << 20) - 1);
+                std::thread::spawn(move || hak_free(base as *mut c_void))
+                    .join()
+                    .unwrap();
+            }
+            "unused_page_free" => {
+                // A page slot of a live segment that serves no size class yet.
+                let p = hak_malloc(64) as usize;
+                hak_free(((p & !((4 << 20) - 1)) + (4 << 20) - (64 << 10) + 64) as *mut c_void);
+            }
+            "interior_small_free" => {
+                // p + 16 of a live 64 B block: only the checked mode can tell.
+                let p = hak_malloc(64) as *mut u8;
+                hak_free(p.add(16) as *mut c_void);
+                let q = hak_malloc(64) as *mut u8;
+                let r = hak_malloc(64) as *mut u8;
+                // Without the check a later malloc would overlap the live p.
+                assert!(q != p.add(16) && r != p.add(16));
+            }
+            "deep_double_free" => {
+                // p freed twice with another free in between (p is not on top of its list).
+                let p = hak_malloc(64);
+                let q = hak_malloc(64);
+                hak_free(p);
+                hak_free(q);
+                hak_free(p);
+            }
             other => panic!("unknown case {other}"),
         }
     }
@@ -244,9 +420,14 @@ fn child_entry() {
 }
 
 fn run_child(case: &str) -> (Option<i32>, String) {
+    run_child_with(case, &[])
+}
+
+fn run_child_with(case: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, case)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     (
@@ -256,7 +437,11 @@ fn run_child(case: &str) -> (Option<i32>, String) {
 }
 
 fn assert_aborts_naming_pointer(case: &str, op: &str) {
-    let (signal, stderr) = run_child(case);
+    assert_aborts_naming_pointer_with(case, op, &[]);
+}
+
+fn assert_aborts_naming_pointer_with(case: &str, op: &str, env: &[(&str, &str)]) {
+    let (signal, stderr) = run_child_with(case, env);
     assert_eq!(
         signal,
         Some(libc::SIGABRT),
@@ -306,4 +491,48 @@ fn freeing_a_pointer_into_a_big_block_aborts() {
 fn realloc_and_usable_size_of_foreign_pointers_abort() {
     assert_aborts_naming_pointer("foreign_realloc", "realloc");
     assert_aborts_naming_pointer("foreign_usable_size", "malloc_usable_size");
+}
+
+#[test]
+fn freeing_segment_metadata_or_an_unused_page_aborts() {
+    for case in [
+        "segment_base_free",
+        "metadata_free",
+        "segment_base_free_remote",
+        "unused_page_free",
+    ] {
+        assert_aborts_naming_pointer(case, "free");
+    }
+}
+
+/// `HAKMEM_CHECK=1` validates every free: block start, page in use, block not free.
+#[test]
+fn checked_mode_catches_interior_pointers_and_every_double_free() {
+    let check = [("HAKMEM_CHECK", "1")];
+    assert_aborts_naming_pointer_with("interior_small_free", "free", &check);
+    assert_aborts_naming_pointer_with("deep_double_free", "free", &check);
+    let (_, stderr) = run_child_with("deep_double_free", &check);
+    assert!(stderr.contains("double free"), "{stderr}");
+    let (_, stderr) = run_child_with("interior_small_free", &check);
+    assert!(stderr.contains("not the start of a block"), "{stderr}");
+}
+
+/// The bad-input cases abort the same way under the reuse front (header-checked frees).
+#[test]
+fn bad_input_aborts_under_the_reuse_front_too() {
+    let reuse = [("HAKMEM_FRONT", "reuse")];
+    for case in [
+        "foreign_free",
+        "stack_free",
+        "big_double_free",
+        "small_double_free",
+        "interior_free",
+        "segment_base_free",
+        "metadata_free",
+        "deep_double_free",
+    ] {
+        assert_aborts_naming_pointer_with(case, "free", &reuse);
+    }
+    assert_aborts_naming_pointer_with("foreign_realloc", "realloc", &reuse);
+    assert_aborts_naming_pointer_with("foreign_usable_size", "malloc_usable_size", &reuse);
 }

@@ -458,3 +458,48 @@ fn redis_server_serves_a_benchmark_under_hakmem() {
     let n = total_allocations(&dir);
     assert!(n > 10_000, "redis made only {n} allocations through hakmem");
 }
+
+/// Fork while another thread holds the learner's locks, in the modes whose learner takes
+/// per-site locks: every child must finish (a child that inherited a held lock hangs and
+/// is killed by its alarm).
+#[test]
+fn fork_in_learning_and_research_modes_never_hangs_a_child() {
+    let dir = tmpdir("fork-learning");
+    let exe = build_c("fork_learning", &dir);
+    for mode in ["learning", "research", "balanced"] {
+        let mut c = Command::new(&exe);
+        c.arg("300").env("HAKMEM_MODE", mode);
+        let (out, json) = run_preloaded(c, &dir);
+        assert!(
+            out.status.success(),
+            "HAKMEM_MODE={mode}: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ok 300\n");
+        assert!(stat(&json, "big", "allocs") > 0, "{json}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A thread that allocates in its last pthread key destructor round must not leak a heap.
+#[test]
+fn allocating_in_thread_exit_destructors_keeps_heaps_bounded() {
+    let dir = tmpdir("late-alloc");
+    let exe = build_c("late_alloc", &dir);
+    let mut c = Command::new(&exe);
+    c.arg("1000");
+    let (out, json) = run_preloaded(c, &dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok 1000\n");
+    let heaps = stat(&json, "pool", "heaps");
+    assert!(
+        heaps <= 8,
+        "1000 threads, one live at a time, made {heaps} heaps: {json}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -31,6 +31,7 @@ fn setup(name: &str) -> Run {
 #[bench::reuse_path("reuse_path")]
 #[bench::pool_path("pool_path")]
 #[bench::pair64_hakmem("pair64/hakmem")]
+#[bench::pair64_hakmem_checked("pair64/hakmem-checked")]
 #[bench::batch64_hakmem("batch64/hakmem")]
 #[bench::pair64_hakmem_reuse("pair64/hakmem-reuse")]
 #[bench::batch64_hakmem_reuse("batch64/hakmem-reuse")]

@@ -19,6 +19,7 @@ pub fn probe_name(id: &str) -> String {
     for peer in [
         "hakmem_reuse",
         "hakmem_pool",
+        "hakmem_checked",
         "hakmem",
         "system",
         "mimalloc",

@@ -106,6 +106,11 @@ pub fn all() -> Vec<Probe> {
         "mimalloc",
         "jemalloc"
     );
+    v.push(Probe {
+        name: "pair64/hakmem-checked",
+        what: "64 B malloc, one word written, free, with HAKMEM_CHECK=1's validation",
+        make: pair_checked,
+    });
     v
 }
 
@@ -224,41 +229,42 @@ fn header_verify() -> Run {
 fn carved_page() -> (Box<Page>, Vec<u128>) {
     let mut mem = vec![0u128; 64 * 1024 / 16];
     let mut page = Box::new(Page::EMPTY);
-    page.init(3, 64, mem.as_mut_ptr() as *mut u8, 64 * 1024);
+    // SAFETY: a record of our own, seen by no other thread.
+    unsafe { Page::init(&mut *page, 3, 64, mem.as_mut_ptr() as *mut u8, 64 * 1024) };
     // SAFETY: the page owns `mem`; extend carves inside it.
     while unsafe { page.extend() } {}
     (page, mem)
 }
 
 fn freelist_pop() -> Run {
-    let (mut page, mem) = carved_page();
-    let head = page.free;
+    let (page, mem) = carved_page();
+    let head = page.free.get();
     Box::new(move || {
         let _keep = &mem;
         for _ in 0..OPS {
             // SAFETY: the page holds 1024 free blocks; we pop 1000 and restore below.
             black_box(unsafe { page.pop() });
         }
-        page.free = head;
-        page.used = 0;
+        page.free.set(head);
+        page.used.set(0);
     })
 }
 
 fn freelist_push() -> Run {
-    let (mut page, mem) = carved_page();
+    let (page, mem) = carved_page();
     let blocks: Vec<*mut Block> = (0..OPS)
         // SAFETY: as in `freelist_pop`.
         .map(|_| unsafe { page.pop() })
         .collect();
-    let (empty_head, used) = (page.free, page.used);
+    let (empty_head, used) = (page.free.get(), page.used.get());
     Box::new(move || {
         let _keep = &mem;
         for &b in &blocks {
             // SAFETY: each block was popped from this page and is pushed back once.
             unsafe { page.push(black_box(b)) };
         }
-        page.free = empty_head;
-        page.used = used;
+        page.free.set(empty_head);
+        page.used.set(used);
     })
 }
 
@@ -311,6 +317,45 @@ fn with_peer(name: &str, pair: bool) -> Run {
         "mimalloc" => peers::MIMALLOC,
         "jemalloc" => peers::JEMALLOC
     )
+}
+
+/// The default front with the checked mode's validation before every free, as
+/// `HAKMEM_CHECK=1` runs it (the check walks the page's free lists: its cost grows with the
+/// free blocks of the page, here a page carved 16 KiB at a time).
+struct CheckedAuto;
+
+// SAFETY: the default front's blocks; `free_checked` frees exactly as `free` after checking.
+unsafe impl GlobalAlloc for CheckedAuto {
+    #[inline(always)]
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        // SAFETY: forwarded.
+        unsafe { peers::HAKMEM.alloc(l) }
+    }
+    #[inline(always)]
+    unsafe fn dealloc(&self, p: *mut u8, _l: Layout) {
+        // SAFETY: `p` is a live block of the default front.
+        unsafe { hakmem::front::free_checked(hakmem::config::Front::Auto, p) }
+    }
+}
+
+static CHECKED: CheckedAuto = CheckedAuto;
+
+/// 64 B malloc, one word written (as a program writes its block: a block freed untouched
+/// still holds its free-list link and costs the check a walk of the page's lists), free.
+fn pair_checked() -> Run {
+    let mut run = with_peer("hakmem", true); // confirms hakmem serves, warms the page
+    run();
+    let l = Layout::from_size_align(64, 8).unwrap();
+    Box::new(move || {
+        for i in 0..OPS as usize {
+            // SAFETY: a 64-byte block, written within its bounds, freed once.
+            unsafe {
+                let p = CHECKED.alloc(l);
+                (p as *mut usize).write(black_box(i));
+                CHECKED.dealloc(p, l);
+            }
+        }
+    })
 }
 
 fn reuse_path() -> Run {

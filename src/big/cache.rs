@@ -169,6 +169,11 @@ pub fn forget_bytes(span: usize) {
 /// The thermal policy over every cached block: those idle past `cold_ns` are taken out
 /// and passed to `cold` (which hands them to the madvise batch); those idle past `warm_ns`
 /// are passed once to `warm` (which gives their pages `MADV_FREE`); the rest stay hot.
+///
+/// Ownership: a block is advised or released only by whoever holds it. Both callbacks
+/// run on a block this pass has taken out of its slot with a CAS, so no other thread can
+/// take it meanwhile (and write to pages the kernel may then drop). A warm block goes back
+/// to its slot afterwards; if the slot was refilled meanwhile, it is released as cold.
 pub fn age(
     now_ns: u64,
     warm_ns: u64,
@@ -185,13 +190,24 @@ pub fn age(
             continue;
         }
         let idle = now_ns.saturating_sub(PUT_AT[i].load(Relaxed));
-        if idle >= cold_ns {
-            if SLOTS[i].compare_exchange(v, 0, AcqRel, Relaxed).is_ok() {
-                EVICTIONS.fetch_add(1, Relaxed);
-                cold(v);
-            }
-        } else if idle >= warm_ns && WARM[i].swap(1, Relaxed) == 0 {
-            warm(v);
+        let is_cold = idle >= cold_ns;
+        if !is_cold && (idle < warm_ns || WARM[i].load(Relaxed) != 0) {
+            continue; // hot, or already advised
+        }
+        if SLOTS[i].compare_exchange(v, 0, AcqRel, Relaxed).is_err() {
+            continue; // taken (or replaced) meanwhile: its new holder decides
+        }
+        // This pass holds `v` now.
+        if is_cold {
+            EVICTIONS.fetch_add(1, Relaxed);
+            cold(v);
+            continue;
+        }
+        warm(v);
+        WARM[i].store(1, Relaxed);
+        if SLOTS[i].compare_exchange(0, v, AcqRel, Relaxed).is_err() {
+            EVICTIONS.fetch_add(1, Relaxed);
+            cold(v);
         }
     }
 }
@@ -260,5 +276,34 @@ mod tests {
         assert_eq!(t1.misses - t0.misses, 3);
         assert_eq!(t1.evictions - t0.evictions, 3);
         assert_eq!(t1.bytes, t0.bytes);
+        a_block_being_advised_is_out_of_the_cache_meanwhile();
+    }
+
+    /// The ageing pass may advise only a block it holds: while `warm` runs on a block, no
+    /// other thread can take that block from the cache (it would write to pages the kernel
+    /// is free to drop). Afterwards the block is back in its slot, marked warm.
+    /// (Called from the test above: both drive the one shared table.)
+    fn a_block_being_advised_is_out_of_the_cache_meanwhile() {
+        let (site, c) = (91, 4);
+        let p = 0x9000usize;
+        assert_eq!(put(site, c, 2, p, MB, 1_000), Ok(None));
+        let mut taken_during_warm = Vec::new();
+        age(
+            1_000 + 60,
+            50,
+            1_000_000,
+            |v| {
+                assert_eq!(v, p);
+                // Another thread's allocation at this very moment:
+                taken_during_warm.push(take(site, c, 2, |_| MB));
+            },
+            |_| panic!("not cold yet"),
+        );
+        assert_eq!(taken_during_warm, vec![None], "the advised block was handed out");
+        // The block is back, and is not advised twice.
+        let mut again = 0;
+        age(1_000 + 70, 50, 1_000_000, |_| again += 1, |_| {});
+        assert_eq!(again, 0);
+        assert_eq!(take(site, c, 2, |_| MB), Some(p));
     }
 }

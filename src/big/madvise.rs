@@ -18,7 +18,7 @@ struct Batch {
     bytes: usize,
 }
 
-static BATCH: SpinLock<Batch> = SpinLock::new(Batch {
+static BATCH: SpinLock<Batch> = SpinLock::new(crate::lock::rank::MADVISE_BATCH, Batch {
     blocks: [(0, 0); MAX_BLOCKS],
     len: 0,
     bytes: 0,

@@ -17,7 +17,8 @@ use crate::config;
 use crate::header::{AllocHeader, Method, State, HEADER_SIZE, MAGIC};
 use crate::learn::{self, elo::Sample, sites};
 use crate::site::Site;
-use crate::{diag, os, registry};
+use crate::size_class::MIN_ALIGN;
+use crate::{diag, os, registry, track};
 use core::ptr;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -48,25 +49,18 @@ pub const CACHE_MIN: usize = cache::CLASSES[0];
 
 /// Maps a block of `capacity` usable bytes (≥ `size`) aligned to `align`; writes its header.
 fn map_block(size: usize, capacity: usize, align: usize, method: Method, site: u32) -> *mut u8 {
-    let align = align.max(16);
+    let align = align.max(MIN_ALIGN);
     if capacity > MAX_SIZE || align > MAX_SIZE {
         return ptr::null_mut();
     }
     // Layout: [base .. header | user .. user + size .. base + span)
-    let (base, user, span) = if align <= os::PAGE {
-        let offset = os::round_up(HEADER_SIZE, align);
-        let span = os::round_up(offset + capacity, os::PAGE);
-        let base = os::map(0, span);
-        (base, base.wrapping_add(offset), span)
+    let Some((base, user, span)) = (if align <= os::PAGE {
+        map_default(capacity, align)
     } else {
-        let span = os::round_up(capacity + align + os::PAGE, os::PAGE);
-        let base = os::map(0, span);
-        let user = os::round_up(base as usize + HEADER_SIZE, align) as *mut u8;
-        (base, user, span)
-    };
-    if base.is_null() {
+        map_over_aligned(capacity, align)
+    }) else {
         return ptr::null_mut();
-    }
+    };
     let offset = user as usize - base as usize;
     // SAFETY: the header's 32 bytes lie in our fresh mapping, right before `user`.
     unsafe { AllocHeader::write(user, AllocHeader::new(method, site, offset, size, span)) };
@@ -79,9 +73,54 @@ fn map_block(size: usize, capacity: usize, align: usize, method: Method, site: u
     user
 }
 
+/// `[header | block]` in one mapping; the user pointer `round_up(32, align)` past its start.
+fn map_default(capacity: usize, align: usize) -> Option<(*mut u8, *mut u8, usize)> {
+    let offset = os::round_up(HEADER_SIZE, align);
+    let span = os::round_up(offset + capacity, os::PAGE);
+    let base = os::map(0, span);
+    (!base.is_null()).then(|| (base, base.wrapping_add(offset), span))
+}
+
+/// Alignments above a page: over-map by `align`, then trim both ends so that exactly one
+/// page (holding the header) precedes the aligned user pointer. The header's offset is then
+/// always one page, whatever the alignment (2^33 included), and the block keeps no slack.
+fn map_over_aligned(capacity: usize, align: usize) -> Option<(*mut u8, *mut u8, usize)> {
+    let body = os::round_up(capacity, os::PAGE);
+    let over = body.checked_add(align)?.checked_add(os::PAGE)?;
+    let p = os::map(0, over);
+    if p.is_null() {
+        return None;
+    }
+    let user = os::round_up(p as usize + os::PAGE, align);
+    let base = user - os::PAGE;
+    let span = os::PAGE + body;
+    let (head, tail) = (base - p as usize, p as usize + over - (base + span));
+    // SAFETY: both trimmed pieces lie inside the mapping just made and are handed to nobody.
+    unsafe {
+        if head > 0 {
+            os::unmap(p, head);
+        }
+        if tail > 0 {
+            os::unmap((base + span) as *mut u8, tail);
+        }
+    }
+    Some((base as *mut u8, user as *mut u8, span))
+}
+
 /// A plain big block (released on free, never cached). Zeroed: fresh from the OS.
 pub fn alloc(size: usize, align: usize, site: u32) -> *mut u8 {
-    map_block(size, size, align, Method::Heap, site)
+    let p = map_block(size, size, align, Method::Heap, site);
+    announce(p, size, true);
+    p
+}
+
+/// Tells memcheck (`valgrind` feature) about a block handed out: the block, and its header
+/// as no-access.
+fn announce(p: *mut u8, size: usize, zeroed: bool) {
+    if !p.is_null() {
+        track::malloc_like(p, size, zeroed);
+        track::no_access(p.wrapping_sub(HEADER_SIZE), HEADER_SIZE);
+    }
 }
 
 /// A big block by the hakmem decision order. `zero` asks for zeroed memory (a cache hit
@@ -147,6 +186,7 @@ pub fn alloc_learned(size: usize, align: usize, site: Site, zero: bool) -> *mut 
     if d.seq % learn::HEAVY_TICK_EVERY == 0 {
         age_cache(os::now_coarse_ns());
     }
+    announce(p, size, fresh);
     if zero && !fresh {
         // SAFETY: the block holds `size` bytes.
         unsafe { ptr::write_bytes(p, 0, size) };
@@ -183,6 +223,7 @@ fn live_header(op: &str, p: *mut u8) -> &'static mut AllocHeader {
 pub unsafe fn free(p: *mut u8) {
     let cfg = config::get();
     let h = live_header("free", p);
+    track::free_like(p);
     let slot = sites::slot(Site(h.site));
     sites::on_free(slot, h.size as usize);
     FREES.fetch_add(1, Relaxed);
@@ -308,6 +349,7 @@ pub unsafe fn realloc(p: *mut u8, new: usize) -> *mut u8 {
         if new <= capacity && new >= capacity / 2 {
             // SAFETY: live block; only its size field changes.
             unsafe { (*AllocHeader::of(p)).size = new as u64 };
+            track::resize_in_place(p, h.size as usize, new);
             return p;
         }
         let new_span = os::round_up(HEADER_SIZE + new, os::PAGE);
@@ -324,6 +366,8 @@ pub unsafe fn realloc(p: *mut u8, new: usize) -> *mut u8 {
             if q != p {
                 registry::replace(p, q);
             }
+            track::free_like(p);
+            announce(q, new, true);
             return q;
         }
     }

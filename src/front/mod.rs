@@ -15,11 +15,11 @@ use crate::config::Front;
 use crate::pool::segment;
 use crate::site::Site;
 use crate::size_class::{bin_for_aligned, POOL_MAX};
-use crate::{big, pool};
+use crate::{big, pool, track};
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
 
-pub const MIN_ALIGN: usize = 16;
+pub use crate::size_class::MIN_ALIGN;
 
 /// Allocates through `front`. Null when out of memory.
 #[inline(always)]
@@ -30,6 +30,9 @@ pub fn alloc(front: Front, size: usize, align: usize, site: Site, zero: bool) ->
     if front != Front::Reuse && size <= POOL_MAX && align <= MIN_ALIGN {
         // SAFETY: size is in the pool's range.
         let p = unsafe { pool::alloc(size) };
+        if !p.is_null() {
+            track::malloc_like(p, size, false);
+        }
         if zero && !p.is_null() {
             // SAFETY: the block holds `size` bytes.
             unsafe { ptr::write_bytes(p, 0, size) };
@@ -44,8 +47,14 @@ fn alloc_slow(front: Front, size: usize, align: usize, site: Site, zero: bool) -
     let p = match front {
         Front::Reuse => reuse::alloc_aligned(size, align, site),
         _ => match bin_for_aligned(size, align) {
-            // SAFETY: a valid bin.
-            Some(bin) if align > MIN_ALIGN => unsafe { pool::alloc_bin(bin) },
+            Some(bin) if align > MIN_ALIGN => {
+                // SAFETY: a valid bin.
+                let p = unsafe { pool::alloc_bin(bin) };
+                if !p.is_null() {
+                    track::malloc_like(p, size, false);
+                }
+                p
+            }
             _ if front == Front::Auto => return big::alloc_learned(size, align, site, zero),
             _ => return big::alloc(size, align, site.0), // fresh: already zero
         },
@@ -68,12 +77,29 @@ pub unsafe fn free(front: Front, p: *mut u8) {
         return unsafe { reuse::free(p) };
     }
     if segment::is_pool(p) {
+        track::free_like(p);
         // SAFETY: the segment map says `p` lies in a pool segment.
         unsafe { pool::free(p) }
     } else if !p.is_null() {
         // SAFETY: forwarded; big::free proves ownership before touching anything.
         unsafe { big::free(p) }
     }
+}
+
+/// `free` with the checked mode's validation first (`HAKMEM_CHECK=1`): a pool block must
+/// be a block start in a page in use and not already free; big blocks are always checked.
+///
+/// # Safety
+/// As `free`; a pointer that fails a check aborts instead of being freed.
+#[cold]
+#[inline(never)]
+pub unsafe fn free_checked(front: Front, p: *mut u8) {
+    if front != Front::Reuse && segment::is_pool(p) {
+        // SAFETY: the segment map says `p` lies in a live pool segment.
+        unsafe { pool::heap::check_free(p) };
+    }
+    // SAFETY: forwarded.
+    unsafe { free(front, p) }
 }
 
 /// Usable bytes of `p` (0 for null).
@@ -111,7 +137,10 @@ pub unsafe fn realloc(front: Front, p: *mut u8, new: usize, site: Site) -> *mut 
         // SAFETY: `p` lies in a pool segment.
         let usable = unsafe { pool::usable_size(p) };
         if new <= usable && new >= usable / 2 {
-            return p; // fits, and wastes at most half the block
+            // Fits, and wastes at most half the block. (memcheck: the block's new size.)
+            track::free_like(p);
+            track::malloc_like(p, new, true);
+            return p;
         }
         usable
     } else if new > POOL_MAX {

@@ -12,7 +12,7 @@ use crate::learn;
 use crate::pool::segment;
 use crate::site::Site;
 use crate::size_class::POOL_MAX;
-use crate::{big, diag, pool};
+use crate::{big, diag, pool, track};
 use core::ptr;
 
 /// Largest request served from a pool block (the header takes 32 bytes of it).
@@ -45,6 +45,8 @@ pub fn alloc(size: usize, site: Site) -> *mut u8 {
             AllocHeader::new(Method::Pool, site.0, HEADER_SIZE, size, size + HEADER_SIZE),
         )
     };
+    track::malloc_like(user, size, false);
+    track::no_access(block, HEADER_SIZE);
     user
 }
 
@@ -83,6 +85,7 @@ pub unsafe fn free(p: *mut u8) {
         );
     }
     h.state = State::Freed;
+    track::free_like(p);
     // SAFETY: the block starts at the header.
     unsafe { pool::free(p.wrapping_sub(HEADER_SIZE)) };
 }
@@ -128,8 +131,12 @@ pub unsafe fn realloc(p: *mut u8, new: usize, site: Site) -> *mut u8 {
         // SAFETY: forwarded.
         return unsafe { big::realloc(p, new) };
     }
-    // SAFETY: forwarded.
-    let old = unsafe { usable_size(p) };
+    let old = if segment::is_pool(p) {
+        // SAFETY: a pool block with its header in front.
+        unsafe { usable_size(p) }
+    } else {
+        big::checked_usable_size("realloc", p)
+    };
     let q = alloc(new, site);
     if !q.is_null() {
         // SAFETY: both blocks live and distinct.

@@ -14,7 +14,7 @@ pub mod sites;
 pub mod ucb1;
 
 use crate::config::{self, FIXED_THRESHOLD};
-use crate::lock::SpinLock;
+use crate::lock::{rank, SpinLock};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use elo::{Elo, Sample};
 use lifecycle::{Lifecycle, LifecycleParams, Phase, Transition, HIST_BUCKETS};
@@ -82,13 +82,13 @@ struct Life {
     changed: bool,
 }
 
-static BRAIN: SpinLock<Brain> = SpinLock::new(Brain {
+static BRAIN: SpinLock<Brain> = SpinLock::new(rank::BRAIN, Brain {
     elo: None,
     rng: rng::Rng::new(0),
 });
 static UCB: [SpinLock<Ucb1>; sites::SITES + 1] =
-    [const { SpinLock::new(Ucb1::new(Ucb1Params::DEFAULT)) }; sites::SITES + 1];
-static LIFE: SpinLock<Life> = SpinLock::new(Life {
+    [const { SpinLock::new(rank::UCB, Ucb1::new(Ucb1Params::DEFAULT)) }; sites::SITES + 1];
+static LIFE: SpinLock<Life> = SpinLock::new(rank::LIFE, Life {
     lc: None,
     start_ns: 0,
     start_calls: 0,
@@ -198,7 +198,7 @@ pub fn decide_small(site: usize, size: usize) -> usize {
     let heap = crate::pool::heap::current();
     if !heap.is_null() {
         // SAFETY: this thread's own heap; the learner cache is owner-only plain data.
-        let c = unsafe { &mut (*heap).learner };
+        let c = unsafe { &mut (*crate::pool::heap::Heap::local(heap)).learner };
         if c.countdown > 0 {
             c.countdown -= 1;
             return c.threshold;
@@ -220,7 +220,7 @@ pub fn site_slot(site: crate::site::Site) -> usize {
         return sites::slot(site);
     }
     // SAFETY: this thread's own heap; the learner cache is owner-only plain data.
-    let c = unsafe { &mut (*heap).learner };
+    let c = unsafe { &mut (*crate::pool::heap::Heap::local(heap)).learner };
     if c.last_slot != 0 && c.last_site == site.0 {
         return c.last_slot - 1;
     }
@@ -373,9 +373,13 @@ pub fn big_calls() -> u64 {
     CALLS.load(Relaxed)
 }
 
+/// Fork: every learner lock, in the lock order (LIFE, BRAIN, then each site's UCB1).
 pub fn lock_for_fork() {
-    BRAIN.lock_forever();
     LIFE.lock_forever();
+    BRAIN.lock_forever();
+    for u in &UCB {
+        u.lock_forever();
+    }
 }
 
 /// # Safety
@@ -383,7 +387,10 @@ pub fn lock_for_fork() {
 pub unsafe fn unlock_after_fork() {
     // SAFETY: forwarded.
     unsafe {
-        LIFE.force_unlock();
+        for u in UCB.iter().rev() {
+            u.force_unlock();
+        }
         BRAIN.force_unlock();
+        LIFE.force_unlock();
     }
 }

@@ -38,8 +38,28 @@ pub struct HeapStats {
     pub remote_frees: OwnerCounter,
 }
 
+/// A thread's heap. The owner's state sits in `local`, reached only through
+/// `Heap::local` by the owning thread; what other threads touch (the remote-free flag, the
+/// counters the stats read, the list links under the heap-list lock) lies outside it. So
+/// the owner's `&mut Local` never covers a byte another thread reads or writes (a
+/// `&mut Heap` would, which Rust's aliasing rules forbid).
 #[repr(C)]
 pub struct Heap {
+    local: UnsafeCell<Local>,
+    /// Set by other threads when they free into a page on `full`.
+    pub remote_full_pending: AtomicBool,
+    pub stats: HeapStats,
+    next_all: *mut Heap,
+    next_parked: *mut Heap,
+    /// A late heap (attached after its thread's exit destructor ran): the thread's id, and
+    /// the link in the list of late heaps. 0 otherwise.
+    late_tid: libc::pid_t,
+    next_late: *mut Heap,
+}
+
+/// The owner-only part of a heap.
+#[repr(C)]
+pub struct Local {
     /// The page each size class allocates from (`EMPTY_PAGE` when none): the fast path.
     pub pages: [*mut Page; NBINS],
     /// Every non-full page of each size class, the current one included.
@@ -54,11 +74,18 @@ pub struct Heap {
     pub empty: [EmptySegments; KINDS],
     /// The learning layer's per-thread cache of its decision (see `learn::decide_small`).
     pub learner: LearnerCache,
-    /// Set by other threads when they free into a page on `full`.
-    pub remote_full_pending: AtomicBool,
-    pub stats: HeapStats,
-    next_all: *mut Heap,
-    next_parked: *mut Heap,
+}
+
+impl Heap {
+    /// The owner-only part of `heap`.
+    ///
+    /// # Safety
+    /// `heap` must be live; only its owning thread may use the result.
+    #[inline(always)]
+    pub unsafe fn local(heap: *mut Heap) -> *mut Local {
+        // SAFETY: a raw projection to the cell and its contents: no reference is made.
+        UnsafeCell::raw_get(unsafe { &raw const (*heap).local })
+    }
 }
 
 /// Per-thread cache of the learner's decision: lets the reuse front consult the learner
@@ -189,7 +216,7 @@ pub unsafe fn alloc_bin(bin: usize) -> *mut u8 {
         // SAFETY: a non-null slot is this thread's live heap; `bin < NBINS`; `pages[bin]`
         // is a live page or the empty page, whose `free` is null.
         unsafe {
-            let page = *(*heap).pages.get_unchecked(bin);
+            let page = *(*Heap::local(heap)).pages.get_unchecked(bin);
             let block = (*page).pop();
             if !block.is_null() {
                 (*heap).stats.allocs.bump();
@@ -213,7 +240,7 @@ pub unsafe fn free(p: *mut u8) {
         let page = segment::page_of(seg, p);
         let heap = tls::heap();
         if (*seg).owner == heap {
-            if p as *mut Block == (*page).free {
+            if p as *mut Block == (*page).free.get() {
                 // The block on top of its page's free list is being freed again.
                 double_free(p);
             }
@@ -222,10 +249,14 @@ pub unsafe fn free(p: *mut u8) {
             (*page).push(p as *mut Block);
             // Out of line only when the page left the full list, or emptied and is not the
             // one this size class allocates from (a malloc/free pair loop stays inline).
-            if ((*page).used == 0 || (*page).in_full)
-                && ((*page).in_full || *(*heap).pages.get_unchecked((*page).bin as usize) != page)
+            // A page record out of use (segment metadata, a free page slot) holds
+            // `UNUSED_SENTINEL`, so a stray pointer into it lands here too, and aborts.
+            let in_full = (*page).in_full.get();
+            if ((*page).used.get() == 0 || in_full)
+                && (in_full
+                    || *(*Heap::local(heap)).pages.get_unchecked((*page).bin as usize) != page)
             {
-                free_local_slow(heap, page);
+                free_local_slow(heap, page, p);
             }
         } else {
             free_remote(seg, page, p);
@@ -237,6 +268,49 @@ pub unsafe fn free(p: *mut u8) {
 #[inline(never)]
 fn double_free(p: *mut u8) -> ! {
     crate::diag::fatal_pointer("free", p, "double free (the block is already free)")
+}
+
+#[cold]
+#[inline(never)]
+fn not_a_block(p: *mut u8) -> ! {
+    crate::diag::fatal_pointer(
+        "free",
+        p,
+        "not a block: segment metadata or a page out of use",
+    )
+}
+
+/// The checked mode's validation of a free (`HAKMEM_CHECK=1`): `p` must be the start of a
+/// block carved from a page in use, and (when this thread owns the page) not already on
+/// its free lists. Aborts naming `p` otherwise. A block that looks free (its first word
+/// null or a block of the page) costs a walk of the page's lists: O(free blocks).
+///
+/// # Safety
+/// `p` must point into a live pool segment.
+pub unsafe fn check_free(p: *mut u8) {
+    let seg = segment::segment_of(p);
+    // SAFETY: `p` lies in a live segment, so its page record is live.
+    unsafe {
+        let page = segment::page_of(seg, p);
+        if !(*page).in_use.get() {
+            not_a_block(p);
+        }
+        if !(*page).is_block_start(p) {
+            crate::diag::fatal_pointer("free", p, "not the start of a block (an interior pointer)");
+        }
+        // Only the owner may walk its own free list; frees from other threads are checked
+        // for their address alone. A free block's first word is its link: null or another
+        // block of the page. Only a block that looks free that way is looked for on the
+        // lists (mimalloc's debug check does the same), so a live block costs a load.
+        if (*seg).owner == tls::heap() {
+            let link = *(p as *const *const u8);
+            if (link.is_null() || (*page).is_block_start(link))
+                && (*page).holds_free(p as *mut Block)
+            {
+                double_free(p);
+            }
+        }
+    }
 }
 
 /// The usable size of pool block `p`.
@@ -265,7 +339,7 @@ unsafe fn alloc_slow(bin: usize) -> *mut u8 {
     }
     // SAFETY: `heap` is this thread's live heap.
     unsafe {
-        purge_idle_segments(&mut *heap);
+        purge_idle_segments(&mut *Heap::local(heap));
         let page = find_page(heap, bin);
         if page.is_null() {
             return ptr::null_mut();
@@ -282,13 +356,13 @@ pub fn purge_idle_segments_of_this_thread() {
     let h = tls::heap();
     if !h.is_null() {
         // SAFETY: this thread's own heap.
-        unsafe { purge_idle_segments(&mut *h) };
+        unsafe { purge_idle_segments(&mut *Heap::local(h)) };
     }
 }
 
 /// Unmaps cached empty segments that have waited longer than `PURGE_NS` (checked on the
 /// slow path, so a program that freed a large working set gives it back as it goes on).
-unsafe fn purge_idle_segments(h: &mut Heap) {
+unsafe fn purge_idle_segments(h: &mut Local) {
     if h.empty.iter().all(|e| e.count == 0) {
         return;
     }
@@ -303,7 +377,7 @@ unsafe fn purge_idle_segments(h: &mut Heap) {
 unsafe fn find_page(heap: *mut Heap, bin: usize) -> *mut Page {
     // SAFETY: `heap` is the calling thread's live heap; every page on its lists is live.
     unsafe {
-        let h = &mut *heap;
+        let h = &mut *Heap::local(heap);
         let current = h.pages[bin];
         if current != empty_page() {
             // The current page ran dry: take back remote frees, or carve more blocks.
@@ -316,14 +390,14 @@ unsafe fn find_page(heap: *mut Heap, bin: usize) -> *mut Page {
                 return current;
             }
         }
-        if h.remote_full_pending.load(Relaxed) {
-            h.remote_full_pending.store(false, Relaxed);
+        if (*heap).remote_full_pending.load(Relaxed) {
+            (*heap).remote_full_pending.store(false, Relaxed);
             reclaim_full_pages(h);
         }
         let mut p = h.queues[bin].first;
         while !p.is_null() {
-            let next = (*p).next;
-            if !(*p).free.is_null() || (*p).collect_remote() > 0 || (*p).extend() {
+            let next = (*p).next.get();
+            if !(*p).free.get().is_null() || (*p).collect_remote() > 0 || (*p).extend() {
                 h.pages[bin] = p;
                 return p;
             }
@@ -333,7 +407,7 @@ unsafe fn find_page(heap: *mut Heap, bin: usize) -> *mut Page {
             }
             p = next;
         }
-        let p = new_page(h, bin);
+        let p = new_page(heap, h, bin);
         if p.is_null() {
             return p;
         }
@@ -346,30 +420,30 @@ unsafe fn find_page(heap: *mut Heap, bin: usize) -> *mut Page {
 
 /// Moves an exhausted page from its queue to the full list. Returns true if instead
 /// other threads' frees arrived meanwhile (the page stays queued, with free blocks).
-unsafe fn move_to_full(h: &mut Heap, p: *mut Page) -> bool {
+unsafe fn move_to_full(h: &mut Local, p: *mut Page) -> bool {
     // SAFETY: `p` is a live page of `h`, on its bin's queue, with an empty free list.
     unsafe {
         if !(*p).try_mark_full() {
             return true;
         }
         h.queues[(*p).bin as usize].remove(p);
-        (*p).in_full = true;
+        (*p).in_full.set(true);
         h.full.push_front(p);
         false
     }
 }
 
 /// Brings pages on the full list that other threads freed into back to their queues.
-unsafe fn reclaim_full_pages(h: &mut Heap) {
+unsafe fn reclaim_full_pages(h: &mut Local) {
     // SAFETY: pages on `h.full` are live pages of `h`.
     unsafe {
         let mut p = h.full.first;
         while !p.is_null() {
-            let next = (*p).next;
+            let next = (*p).next.get();
             if (*p).collect_remote() > 0 {
                 // collect_remote cleared FULL_BIT with its swap.
                 h.full.remove(p);
-                (*p).in_full = false;
+                (*p).in_full.set(false);
                 h.queues[(*p).bin as usize].push_front(p);
             }
             p = next;
@@ -377,22 +451,26 @@ unsafe fn reclaim_full_pages(h: &mut Heap) {
     }
 }
 
-/// A local free left its page empty, or freed into a full page.
+/// A local free left its page empty, or freed into a full page; or `p` was no block at
+/// all (a page record out of use: abort).
 #[cold]
 #[inline(never)]
-unsafe fn free_local_slow(heap: *mut Heap, page: *mut Page) {
+unsafe fn free_local_slow(heap: *mut Heap, page: *mut Page, p: *mut u8) {
     // SAFETY: `heap` owns `page`; both are live.
     unsafe {
-        let h = &mut *heap;
-        if (*page).in_full {
+        if !(*page).in_use.get() {
+            not_a_block(p);
+        }
+        let h = &mut *Heap::local(heap);
+        if (*page).in_full.get() {
             h.full.remove(page);
-            (*page).in_full = false;
+            (*page).in_full.set(false);
             (*page).clear_full_bit();
             h.queues[(*page).bin as usize].push_front(page);
         }
         // Keep the current page even when empty: a malloc/free pair loop must not
         // release and re-carve it on every iteration.
-        if (*page).used == 0 && h.pages[(*page).bin as usize] != page {
+        if (*page).used.get() == 0 && h.pages[(*page).bin as usize] != page {
             h.queues[(*page).bin as usize].remove(page);
             release_page(h, page);
         }
@@ -406,6 +484,9 @@ unsafe fn free_remote(seg: *mut Segment, page: *mut Page, p: *mut u8) {
     // the owner is read first because after the push the owner may free the segment.
     // Heaps are immortal, so `owner` stays valid.
     unsafe {
+        if !(*page).in_use.get() {
+            not_a_block(p);
+        }
         let owner = (*seg).owner;
         if (*page).push_remote(p as *mut Block) {
             (*owner).remote_full_pending.store(true, Release);
@@ -422,7 +503,7 @@ unsafe fn free_remote(seg: *mut Segment, page: *mut Page, p: *mut u8) {
 static REMOTE_FREES_WITHOUT_HEAP: AtomicU64 = AtomicU64::new(0);
 
 /// A fresh page for `bin` from one of the heap's segments (mapping one if needed).
-unsafe fn new_page(h: &mut Heap, bin: usize) -> *mut Page {
+unsafe fn new_page(owner: *mut Heap, h: &mut Local, bin: usize) -> *mut Page {
     let block_size = bin_size(bin);
     let kind = PageKind::for_block(block_size);
     let k = kind as usize;
@@ -433,7 +514,7 @@ unsafe fn new_page(h: &mut Heap, bin: usize) -> *mut Page {
             seg = h.empty[k].pop_newest();
             if seg.is_null() {
                 h.empty[k].purge(os::now_coarse_ns(), false);
-                seg = segment::create(kind, h);
+                seg = segment::create(kind, owner);
             }
             if seg.is_null() {
                 return ptr::null_mut();
@@ -444,17 +525,17 @@ unsafe fn new_page(h: &mut Heap, bin: usize) -> *mut Page {
         if segment::is_full(seg) {
             remove_segment(h, seg);
         }
-        (*page).init(bin, block_size, start, len);
+        Page::init(page, bin, block_size, start, len);
         page
     }
 }
 
 /// Gives an empty page (already off every list) back to its segment.
-unsafe fn release_page(h: &mut Heap, page: *mut Page) {
+unsafe fn release_page(h: &mut Local, page: *mut Page) {
     let seg = segment::segment_of(page as *const u8);
     // SAFETY: `page` belongs to the live segment `seg`, owned by `h`.
     unsafe {
-        (*page).in_use = false;
+        (*page).retire();
         if !(*seg).in_free_list {
             push_segment(h, seg);
         }
@@ -469,7 +550,7 @@ unsafe fn release_page(h: &mut Heap, page: *mut Page) {
     }
 }
 
-unsafe fn push_segment(h: &mut Heap, seg: *mut Segment) {
+unsafe fn push_segment(h: &mut Local, seg: *mut Segment) {
     let k = unsafe { (*seg).kind as usize };
     // SAFETY: `seg` and the list's head are live segments of `h`.
     unsafe {
@@ -483,7 +564,7 @@ unsafe fn push_segment(h: &mut Heap, seg: *mut Segment) {
     h.segments[k] = seg;
 }
 
-unsafe fn remove_segment(h: &mut Heap, seg: *mut Segment) {
+unsafe fn remove_segment(h: &mut Local, seg: *mut Segment) {
     // SAFETY: `seg` is on `h`'s list for its kind; its neighbours are live.
     unsafe {
         let k = (*seg).kind as usize;
@@ -509,15 +590,20 @@ unsafe fn remove_segment(h: &mut Heap, seg: *mut Segment) {
 struct Heaps {
     all: *mut Heap,
     parked: *mut Heap,
+    /// Heaps attached after their thread's exit destructor had run. glibc runs destructors
+    /// in at most 4 rounds; a thread that allocates in the last one gets a heap that no
+    /// destructor parks. Such heaps are parked once their thread is gone (`reclaim_late`).
+    late: *mut Heap,
     arena: *mut u8,
     arena_left: usize,
 }
 // SAFETY: the raw pointers are only followed under the lock.
 unsafe impl Send for Heaps {}
 
-static HEAPS: SpinLock<Heaps> = SpinLock::new(Heaps {
+static HEAPS: SpinLock<Heaps> = SpinLock::new(crate::lock::rank::HEAPS, Heaps {
     all: ptr::null_mut(),
     parked: ptr::null_mut(),
+    late: ptr::null_mut(),
     arena: ptr::null_mut(),
     arena_left: 0,
 });
@@ -526,16 +612,29 @@ static HEAPS: SpinLock<Heaps> = SpinLock::new(Heaps {
 #[cold]
 fn attach_thread() -> *mut Heap {
     crate::init::ensure();
+    let late_tid = if tls::exited() { this_thread_id() } else { 0 };
     let (heap, adopted) = {
         let mut g = HEAPS.lock();
         if g.parked.is_null() {
+            reclaim_late(&mut g);
+        }
+        let taken = if g.parked.is_null() {
             (new_heap(&mut g), false)
         } else {
             let h = g.parked;
             // SAFETY: parked heaps are live and on the parked list under the lock.
             g.parked = unsafe { (*h).next_parked };
             (h, true)
+        };
+        if !taken.0.is_null() && late_tid != 0 {
+            // SAFETY: the heap is ours, and the late list is only touched under the lock.
+            unsafe {
+                (*taken.0).late_tid = late_tid;
+                (*taken.0).next_late = g.late;
+            }
+            g.late = taken.0;
         }
+        taken
     };
     if heap.is_null() {
         return heap;
@@ -548,6 +647,62 @@ fn attach_thread() -> *mut Heap {
     tls::set_heap(heap);
     crate::init::register_thread_heap(heap as *mut libc::c_void);
     heap
+}
+
+fn this_thread_id() -> libc::pid_t {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
+}
+
+/// Whether the thread `tid` of this process has exited (its id is gone). Keeps `errno`.
+fn thread_is_gone(tid: libc::pid_t) -> bool {
+    // SAFETY: errno is this thread's; tgkill with signal 0 only checks that `tid` exists.
+    unsafe {
+        let saved = *libc::__errno_location();
+        let r = libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, 0);
+        let gone = r != 0 && *libc::__errno_location() == libc::ESRCH;
+        *libc::__errno_location() = saved;
+        gone
+    }
+}
+
+/// Parks the late heaps whose threads have exited: nobody can use them any more. (A new
+/// thread that reused the id only delays this until it exits too; never early.)
+fn reclaim_late(g: &mut Heaps) {
+    let mut link: *mut *mut Heap = &mut g.late;
+    // SAFETY: late heaps are live (heaps are immortal) and their links are only touched
+    // under the lock, which the caller holds.
+    unsafe {
+        while !(*link).is_null() {
+            let h = *link;
+            if thread_is_gone((*h).late_tid) {
+                *link = (*h).next_late;
+                (*h).late_tid = 0;
+                (*h).next_late = ptr::null_mut();
+                (*h).next_parked = g.parked;
+                g.parked = h;
+            } else {
+                link = &raw mut (*h).next_late;
+            }
+        }
+    }
+}
+
+/// Takes `heap` off the late list, if it is there.
+fn unlist_late(g: &mut Heaps, heap: *mut Heap) {
+    let mut link: *mut *mut Heap = &mut g.late;
+    // SAFETY: as in `reclaim_late`.
+    unsafe {
+        while !(*link).is_null() {
+            if *link == heap {
+                *link = (*heap).next_late;
+                (*heap).late_tid = 0;
+                (*heap).next_late = ptr::null_mut();
+                return;
+            }
+            link = &raw mut (**link).next_late;
+        }
+    }
 }
 
 /// Where a heap sits inside its 4 KiB-aligned slot. Blocks at the start of a page (and of
@@ -573,21 +728,20 @@ fn new_heap(g: &mut Heaps) -> *mut Heap {
     // SAFETY: `heap` is fresh, zeroed arena memory, 64-byte aligned, with room for a Heap.
     unsafe {
         heap.write(Heap {
-            pages: [empty_page(); NBINS],
-            queues: [PageQueue::EMPTY; NBINS],
-            full: PageQueue::EMPTY,
-            segments: [ptr::null_mut(); KINDS],
-            empty: [EmptySegments::NONE; KINDS],
-            learner: LearnerCache {
-                countdown: 0,
-                threshold: 0,
-                last_site: 0,
-                last_slot: 0,
-            },
+            local: UnsafeCell::new(Local {
+                pages: [empty_page(); NBINS],
+                queues: [PageQueue::EMPTY; NBINS],
+                full: PageQueue::EMPTY,
+                segments: [ptr::null_mut(); KINDS],
+                empty: [EmptySegments::NONE; KINDS],
+                learner: LearnerCache::default(),
+            }),
             remote_full_pending: AtomicBool::new(false),
             stats: HeapStats::default(),
             next_all: g.all,
             next_parked: ptr::null_mut(),
+            late_tid: 0,
+            next_late: ptr::null_mut(),
         });
     }
     g.all = heap;
@@ -603,16 +757,21 @@ pub unsafe extern "C" fn on_thread_exit(value: *mut libc::c_void) {
     let heap = value as *mut Heap;
     // SAFETY: the heap belongs to this (exiting) thread until parked.
     unsafe {
-        release_empty_pages(&mut *heap);
+        release_empty_pages(&mut *Heap::local(heap));
         tls::set_heap(ptr::null_mut());
+        // An allocation after this point (another key's destructor) attaches a late heap.
+        tls::set_exited();
         let mut g = HEAPS.lock();
+        if (*heap).late_tid != 0 {
+            unlist_late(&mut g, heap);
+        }
         (*heap).next_parked = g.parked;
         g.parked = heap;
     }
 }
 
 /// Takes back remote frees and releases every empty page and every empty segment.
-unsafe fn release_empty_pages(h: &mut Heap) {
+unsafe fn release_empty_pages(h: &mut Local) {
     // SAFETY: every page on `h`'s lists is live and owned by `h`, i.e. this thread.
     unsafe {
         reclaim_full_pages(h);
@@ -620,9 +779,9 @@ unsafe fn release_empty_pages(h: &mut Heap) {
             h.pages[bin] = empty_page();
             let mut p = h.queues[bin].first;
             while !p.is_null() {
-                let next = (*p).next;
+                let next = (*p).next.get();
                 (*p).collect_remote();
-                if (*p).used == 0 {
+                if (*p).used.get() == 0 {
                     h.queues[bin].remove(p);
                     release_page(h, p);
                 }

@@ -6,6 +6,8 @@
 //!   owner's full list", so a remote freer learns in the same CAS that it must wake the
 //!   owner (see `heap::free_remote`).
 
+use crate::track;
+use core::cell::Cell;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -15,52 +17,101 @@ pub struct Block {
     pub next: *mut Block,
 }
 
+impl Block {
+    /// The link of free block `b`. (Under the `valgrind` feature, memcheck sees the word
+    /// as accessible only while it is read: free memory is no-access.)
+    ///
+    /// # Safety
+    /// `b` must be a free block of the caller's page.
+    #[inline(always)]
+    pub unsafe fn next_of(b: *mut Block) -> *mut Block {
+        track::defined(b as *const u8, LINK);
+        // SAFETY: per the caller, `b`'s first word is its link.
+        let next = unsafe { (*b).next };
+        track::no_access(b as *const u8, LINK);
+        next
+    }
+
+    /// Sets the link of `b`, a block the caller holds (free, or being freed).
+    ///
+    /// # Safety
+    /// `b` must be a block of the caller's page that nobody else uses.
+    #[inline(always)]
+    pub unsafe fn set_next(b: *mut Block, next: *mut Block) {
+        track::undefined(b as *const u8, LINK);
+        // SAFETY: per the caller.
+        unsafe { (*b).next = next };
+        track::no_access(b as *const u8, LINK);
+    }
+}
+
+const LINK: usize = core::mem::size_of::<*mut Block>();
+
 /// Bit 0 of `thread_free`: the page sits on its owner's full list.
 pub const FULL_BIT: usize = 1;
 
+/// A page record. It is shared between threads (others push to `thread_free`, read
+/// `block_size`), so nobody ever holds a `&mut Page`: the owner's fields are `Cell`s that
+/// it changes through `&Page`, and the fields set by `init` change only while the page is
+/// out of use. (A `&mut` held by the owner while another thread touches any byte of the
+/// record would be undefined behaviour under Rust's aliasing rules.)
 #[repr(C)]
 pub struct Page {
     /// Owner-only free list: the fast paths pop and push here.
-    pub free: *mut Block,
-    /// Blocks handed out and not yet returned to `free` (remote frees count until collected).
-    pub used: u32,
+    pub free: Cell<*mut Block>,
+    /// Blocks handed out and not yet returned to `free` (remote frees count until
+    /// collected). A page record out of use holds `UNUSED_SENTINEL`, so a stray free into
+    /// it takes the slow path, which aborts (see `heap::free`).
+    pub used: Cell<u32>,
     /// Owner-only: the page is on the heap's full list.
-    pub in_full: bool,
+    pub in_full: Cell<bool>,
     /// The page is carved out for a size class (false: a free slot of its segment).
-    pub in_use: bool,
+    pub in_use: Cell<bool>,
+    /// The size class (set by `init`).
     pub bin: u8,
     _pad: u8,
     /// Blocks carved so far (carving is lazy, a few KiB at a time, to keep RSS honest).
-    pub capacity: u32,
-    /// Blocks that fit in the page.
+    pub capacity: Cell<u32>,
+    /// Blocks that fit in the page (set by `init`).
     pub reserved: u32,
+    /// Set by `init`.
     pub block_size: usize,
     /// Blocks freed by other threads (a pointer, with `FULL_BIT`).
     pub thread_free: AtomicUsize,
-    /// Links in the heap's queue for `bin`, or in its full list.
-    pub next: *mut Page,
-    pub prev: *mut Page,
-    /// First byte of the page's block area.
+    /// Links in the heap's queue for `bin`, or in its full list (owner-only).
+    pub next: Cell<*mut Page>,
+    pub prev: Cell<*mut Page>,
+    /// First byte of the page's block area (set by `init`).
     pub start: *mut u8,
 }
 
 const _: () = assert!(core::mem::size_of::<Page>() == 64);
 
+/// `used` of a page record that is out of use: a free into such a page brings it to 0,
+/// which sends `heap::free` to its slow path, where the record is found not in use.
+pub const UNUSED_SENTINEL: u32 = 1;
+
 impl Page {
     pub const EMPTY: Page = Page {
-        free: ptr::null_mut(),
-        used: 0,
-        in_full: false,
-        in_use: false,
+        free: Cell::new(ptr::null_mut()),
+        used: Cell::new(0),
+        in_full: Cell::new(false),
+        in_use: Cell::new(false),
         bin: 0,
         _pad: 0,
-        capacity: 0,
+        capacity: Cell::new(0),
         reserved: 0,
         block_size: 0,
         thread_free: AtomicUsize::new(0),
-        next: ptr::null_mut(),
-        prev: ptr::null_mut(),
+        next: Cell::new(ptr::null_mut()),
+        prev: Cell::new(ptr::null_mut()),
         start: ptr::null_mut(),
+    };
+
+    /// A record out of use (a free page slot of a segment).
+    pub const UNUSED: Page = Page {
+        used: Cell::new(UNUSED_SENTINEL),
+        ..Page::EMPTY
     };
 
     /// Pops a block off the owner's free list; null when it is empty. The allocation fast
@@ -69,13 +120,13 @@ impl Page {
     /// # Safety
     /// Owner only; every block on `free` is a free block of this page.
     #[inline(always)]
-    pub unsafe fn pop(&mut self) -> *mut Block {
-        let block = self.free;
+    pub unsafe fn pop(&self) -> *mut Block {
+        let block = self.free.get();
         if !block.is_null() {
             // One load of the link, two stores. No lock, no atomic RMW.
             // SAFETY: a free block's first word is its link.
-            self.free = unsafe { (*block).next };
-            self.used += 1;
+            self.free.set(unsafe { Block::next_of(block) });
+            self.used.set(self.used.get().wrapping_add(1));
         }
         block
     }
@@ -83,23 +134,68 @@ impl Page {
     /// Pushes a freed block onto the owner's free list (the local free fast path).
     ///
     /// # Safety
-    /// Owner only; `block` is a live block of this page that the caller gives up.
+    /// Owner only; `block` is a block of this page that the caller gives up.
     #[inline(always)]
-    pub unsafe fn push(&mut self, block: *mut Block) {
+    pub unsafe fn push(&self, block: *mut Block) {
         // SAFETY: the caller gave us the block; its first word becomes the link.
-        unsafe { (*block).next = self.free };
-        self.free = block;
-        self.used -= 1;
+        unsafe { Block::set_next(block, self.free.get()) };
+        self.free.set(block);
+        self.used.set(self.used.get().wrapping_sub(1));
     }
 
-    /// Sets the page up for `bin` blocks of `block_size` over `len` bytes at `start`.
-    pub fn init(&mut self, bin: usize, block_size: usize, start: *mut u8, len: usize) {
-        *self = Page::EMPTY;
-        self.in_use = true;
-        self.bin = bin as u8;
-        self.block_size = block_size;
-        self.reserved = (len / block_size) as u32;
-        self.start = start;
+    /// Sets the record up for `bin` blocks of `block_size` over `len` bytes at `start`.
+    ///
+    /// # Safety
+    /// `page` must be a record out of use, owned by the caller; no other thread may look
+    /// at it meanwhile (nobody frees into a page out of use, except by a bug that the free
+    /// path aborts on).
+    pub unsafe fn init(page: *mut Page, bin: usize, block_size: usize, start: *mut u8, len: usize) {
+        // SAFETY: per the caller, a plain write of the whole record (no reference made).
+        unsafe {
+            page.write(Page {
+                in_use: Cell::new(true),
+                bin: bin as u8,
+                block_size,
+                reserved: (len / block_size) as u32,
+                start,
+                ..Page::EMPTY
+            })
+        };
+    }
+
+    /// Marks the record out of use (its page went back to the segment).
+    pub fn retire(&self) {
+        self.in_use.set(false);
+        self.used.set(UNUSED_SENTINEL);
+    }
+
+    /// Whether `p` is the start of a block carved from this page.
+    pub fn is_block_start(&self, p: *const u8) -> bool {
+        let off = (p as usize).wrapping_sub(self.start as usize);
+        self.block_size != 0
+            && off < self.capacity.get() as usize * self.block_size
+            && off % self.block_size == 0
+    }
+
+    /// Whether block `b` is on the owner's free list or the remote list (a walk: for the
+    /// checked mode).
+    ///
+    /// # Safety
+    /// Owner only (the remote list is read, not taken: another thread may push meanwhile,
+    /// which only adds blocks in front of what is walked).
+    pub unsafe fn holds_free(&self, b: *mut Block) -> bool {
+        let lists = [self.free.get(), (self.thread_free.load(Ordering::Acquire) & !FULL_BIT) as *mut Block];
+        for mut q in lists {
+            // SAFETY: every block on either list is a free block of this page; a remote
+            // block's link was written before it was published (Release/Acquire).
+            while !q.is_null() {
+                if q == b {
+                    return true;
+                }
+                q = unsafe { Block::next_of(q) };
+            }
+        }
+        false
     }
 
     /// Carves up to a few KiB of not-yet-used blocks onto `free` (which must be empty).
@@ -107,9 +203,10 @@ impl Page {
     ///
     /// # Safety
     /// The page must be in use and owned by the calling thread.
-    pub unsafe fn extend(&mut self) -> bool {
+    pub unsafe fn extend(&self) -> bool {
         const EXTEND_BYTES: usize = 16 * 1024;
-        let left = (self.reserved - self.capacity) as usize;
+        let capacity = self.capacity.get();
+        let left = (self.reserved - capacity) as usize;
         if left == 0 {
             return false;
         }
@@ -118,16 +215,17 @@ impl Page {
         // SAFETY: blocks capacity .. capacity + n lie inside the page's block area
         // (capacity + n <= reserved), which is mapped and owned by this thread.
         unsafe {
-            let first = self.start.add(self.capacity as usize * bs);
+            let first = self.start.add(capacity as usize * bs);
             for i in 0..n - 1 {
                 let b = first.add(i * bs) as *mut Block;
-                (*b).next = first.add((i + 1) * bs) as *mut Block;
+                Block::set_next(b, first.add((i + 1) * bs) as *mut Block);
             }
             let last = first.add((n - 1) * bs) as *mut Block;
-            (*last).next = self.free;
-            self.free = first as *mut Block;
+            Block::set_next(last, self.free.get());
+            track::no_access(first, n * bs); // carved blocks are free memory
+            self.free.set(first as *mut Block);
         }
-        self.capacity += n as u32;
+        self.capacity.set(capacity + n as u32);
         true
     }
 
@@ -136,7 +234,7 @@ impl Page {
     ///
     /// # Safety
     /// Owner only.
-    pub unsafe fn collect_remote(&mut self) -> u32 {
+    pub unsafe fn collect_remote(&self) -> u32 {
         if self.thread_free.load(Ordering::Relaxed) & !FULL_BIT == 0 {
             return 0;
         }
@@ -148,16 +246,16 @@ impl Page {
         unsafe {
             loop {
                 n += 1;
-                let next = (*tail).next;
+                let next = Block::next_of(tail);
                 if next.is_null() {
                     break;
                 }
                 tail = next;
             }
-            (*tail).next = self.free;
+            Block::set_next(tail, self.free.get());
         }
-        self.free = list as *mut Block;
-        self.used -= n;
+        self.free.set(list as *mut Block);
+        self.used.set(self.used.get() - n);
         n
     }
 
@@ -170,7 +268,7 @@ impl Page {
         let mut old = self.thread_free.load(Ordering::Relaxed);
         loop {
             // SAFETY: the caller gave us the block; its first word is free for the link.
-            unsafe { (*block).next = (old & !FULL_BIT) as *mut Block };
+            unsafe { Block::set_next(block, (old & !FULL_BIT) as *mut Block) };
             let new = block as usize | (old & FULL_BIT);
             match self.thread_free.compare_exchange_weak(
                 old,
@@ -189,7 +287,7 @@ impl Page {
     ///
     /// # Safety
     /// Owner only, with `free` empty.
-    pub unsafe fn try_mark_full(&mut self) -> bool {
+    pub unsafe fn try_mark_full(&self) -> bool {
         if self
             .thread_free
             .compare_exchange(0, FULL_BIT, Ordering::AcqRel, Ordering::Relaxed)
@@ -223,16 +321,16 @@ impl PageQueue {
     };
 
     /// # Safety
-    /// `p` must be a live page on no list.
+    /// `p` must be a live page on no list, owned (with this list) by the caller.
     pub unsafe fn push_front(&mut self, p: *mut Page) {
         // SAFETY: `p` and the pages on this list are live page records.
         unsafe {
-            (*p).prev = ptr::null_mut();
-            (*p).next = self.first;
+            (*p).prev.set(ptr::null_mut());
+            (*p).next.set(self.first);
             if self.first.is_null() {
                 self.last = p;
             } else {
-                (*self.first).prev = p;
+                (*self.first).prev.set(p);
             }
         }
         self.first = p;
@@ -243,19 +341,173 @@ impl PageQueue {
     pub unsafe fn remove(&mut self, p: *mut Page) {
         // SAFETY: `p` and its neighbours are live pages on this list.
         unsafe {
-            let (prev, next) = ((*p).prev, (*p).next);
+            let (prev, next) = ((*p).prev.get(), (*p).next.get());
             if prev.is_null() {
                 self.first = next;
             } else {
-                (*prev).next = next;
+                (*prev).next.set(next);
             }
             if next.is_null() {
                 self.last = prev;
             } else {
-                (*next).prev = prev;
+                (*next).prev.set(prev);
             }
-            (*p).next = ptr::null_mut();
-            (*p).prev = ptr::null_mut();
+            (*p).next.set(ptr::null_mut());
+            (*p).prev.set(ptr::null_mut());
+        }
+    }
+
+    /// Whether `p` is on this list (a walk: for checks and tests).
+    pub fn contains(&self, p: *mut Page) -> bool {
+        let mut q = self.first;
+        while !q.is_null() {
+            if q == p {
+                return true;
+            }
+            // SAFETY: pages on the list are live records.
+            q = unsafe { (*q).next.get() };
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A page of `n` blocks of `bs` bytes over a buffer of its own.
+    fn page_over(buf: &mut [u128], bs: usize) -> Box<Page> {
+        let mut page = Box::new(Page::UNUSED);
+        let len = buf.len() * 16;
+        // SAFETY: our own record, seen by no other thread.
+        unsafe { Page::init(&mut *page, 2, bs, buf.as_mut_ptr() as *mut u8, len) };
+        page
+    }
+
+    #[test]
+    fn carve_pop_push_and_count() {
+        let mut buf = vec![0u128; 64]; // 1 KiB: 16 blocks of 64 B
+        let page = page_over(&mut buf, 64);
+        assert!(page.in_use.get() && page.used.get() == 0 && page.reserved == 16);
+        unsafe {
+            assert!(page.extend());
+            assert!(!page.extend(), "16 blocks fit in one extension");
+            let mut got = Vec::new();
+            loop {
+                let b = page.pop();
+                if b.is_null() {
+                    break;
+                }
+                assert!(page.is_block_start(b as *const u8));
+                got.push(b);
+            }
+            assert_eq!((got.len(), page.used.get()), (16, 16));
+            got.sort();
+            got.dedup();
+            assert_eq!(got.len(), 16, "every block handed out once");
+            for &b in &got {
+                page.push(b);
+            }
+            assert_eq!(page.used.get(), 0);
+            assert!(page.holds_free(got[3]));
+            let interior = (got[3] as *mut u8).add(16);
+            assert!(!page.is_block_start(interior));
+            assert!(!page.is_block_start(buf.as_ptr().add(buf.len()) as *const u8));
+            // LIFO: the last block pushed comes back first.
+            assert_eq!(page.pop(), got[15]);
+            assert!(!page.holds_free(got[15]));
+        }
+    }
+
+    #[test]
+    fn a_retired_record_holds_the_sentinel() {
+        let mut buf = vec![0u128; 64];
+        let page = page_over(&mut buf, 64);
+        page.retire();
+        assert!(!page.in_use.get());
+        assert_eq!(page.used.get(), UNUSED_SENTINEL);
+        assert_eq!(Page::UNUSED.used.get(), UNUSED_SENTINEL);
+        assert!(!Page::UNUSED.in_use.get());
+    }
+
+    struct Shared(*const Page);
+    // SAFETY: the test threads only call `push_remote`, which is made for that.
+    unsafe impl Send for Shared {}
+    unsafe impl Sync for Shared {}
+
+    /// Other threads push with CAS while the owner keeps popping and pushing its own list
+    /// (the owner and the freers use the record at the same time: with a `&mut Page` on the
+    /// owner's side this is undefined behaviour, which Miri reports). Every block comes back
+    /// exactly once, and the FULL bit is reported to a freer and cleared by the collect.
+    #[test]
+    fn remote_frees_from_other_threads_all_come_back() {
+        let mut buf = vec![0u128; 320]; // 5 KiB: 80 blocks of 64 B
+        let page = page_over(&mut buf, 64);
+        let (blocks, own): (Vec<usize>, Vec<usize>) = unsafe {
+            page.extend();
+            let all: Vec<usize> = (0..80).map(|_| page.pop() as usize).collect();
+            (all[..64].to_vec(), all[64..].to_vec())
+        };
+        unsafe { assert!(page.try_mark_full(), "no free block, no remote free: full") };
+        let shared = std::sync::Arc::new(Shared(&*page));
+        let freers: Vec<_> = blocks
+            .chunks(16)
+            .map(|chunk| {
+                let (s, chunk) = (shared.clone(), chunk.to_vec());
+                std::thread::spawn(move || {
+                    let s = s;
+                    let mut full = false;
+                    for b in chunk {
+                        // SAFETY: each block is given up by exactly one thread.
+                        full |= unsafe { (*s.0).push_remote(b as *mut Block) };
+                    }
+                    full
+                })
+            })
+            .collect();
+        // Meanwhile the owner works its own list (16 blocks it holds).
+        for _ in 0..20 {
+            unsafe {
+                for &b in &own {
+                    page.push(b as *mut Block);
+                }
+                for _ in 0..own.len() {
+                    assert!(!page.pop().is_null());
+                }
+            }
+        }
+        let saw_full: Vec<bool> = freers.into_iter().map(|t| t.join().unwrap()).collect();
+        assert!(saw_full.iter().any(|&f| f), "the first freer learns the page was full");
+        unsafe {
+            assert_eq!(page.collect_remote(), 64);
+            assert_eq!(page.used.get(), 16, "the owner's 16 are still out");
+            assert_eq!(page.thread_free.load(Ordering::Relaxed), 0, "FULL bit cleared");
+            let mut back: Vec<usize> = (0..64).map(|_| page.pop() as usize).collect();
+            back.sort();
+            let mut want = blocks.clone();
+            want.sort();
+            assert_eq!(back, want);
+            assert!(page.pop().is_null());
+        }
+    }
+
+    #[test]
+    fn queues_link_and_unlink_in_any_order() {
+        let pages: Vec<Box<Page>> = (0..4).map(|_| Box::new(Page::UNUSED)).collect();
+        let ptr = |i: usize| &*pages[i] as *const Page as *mut Page;
+        let mut q = PageQueue::EMPTY;
+        unsafe {
+            for i in 0..4 {
+                q.push_front(ptr(i));
+            }
+            assert_eq!((q.first, q.last), (ptr(3), ptr(0)));
+            q.remove(ptr(2)); // middle
+            q.remove(ptr(3)); // first
+            q.remove(ptr(0)); // last
+            assert!(q.contains(ptr(1)) && !q.contains(ptr(2)));
+            assert_eq!((q.first, q.last), (ptr(1), ptr(1)));
+            q.remove(ptr(1));
+            assert!(q.first.is_null() && q.last.is_null());
         }
     }
 }

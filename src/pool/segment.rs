@@ -126,6 +126,12 @@ pub fn create(kind: PageKind, owner: *mut Heap) -> *mut Segment {
         (*seg).owner = owner;
         (*seg).kind = kind;
         (*seg).page_shift = kind.shift();
+        // Every record starts out of use, page 0's (the header's own) included: a stray
+        // free into one aborts (see `Page::UNUSED`).
+        let pages = (&raw mut (*seg).pages).cast::<Page>();
+        for i in 0..kind.pages() {
+            pages.add(i).write(Page::UNUSED);
+        }
     }
     SEGMENT_MAP[(p as usize) >> SEGMENT_SHIFT].store(POOL, Relaxed);
     seg
@@ -151,7 +157,7 @@ pub unsafe fn take_page(seg: *mut Segment) -> (*mut Page, *mut u8, usize) {
         let kind = (*seg).kind;
         for i in 1..kind.pages() {
             let page = (&raw mut (*seg).pages).cast::<Page>().add(i);
-            if !(*page).in_use {
+            if !(*page).in_use.get() {
                 (*seg).used_pages += 1;
                 let start = (seg as *mut u8).add(i << kind.shift());
                 return (page, start, kind.page_size());
