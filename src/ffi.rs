@@ -7,7 +7,7 @@
 //! in `aligned_alloc` and `posix_memalign`; `memalign`, `valloc` and `pvalloc` take any
 //! alignment as glibc does; `realloc(p, 0)` frees `p` and returns NULL, as glibc does.
 
-use crate::api;
+use crate::front::api;
 use crate::os::PAGE;
 use crate::size_class::MIN_ALIGN;
 use crate::site::Site;

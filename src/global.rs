@@ -1,49 +1,65 @@
-//! Layer 8: `GlobalAlloc`, so a Rust program can say `#[global_allocator] static A: Hakmem`.
-//! Uses the front chosen by `HAKMEM_FRONT` (default `auto`).
+//! `GlobalAlloc`s, so a Rust program can say `#[global_allocator] static A: Hakmem`:
+//! `Hakmem` serves the front chosen by `HAKMEM_FRONT` (default `auto`, with `HAKMEM_CHECK`
+//! honoured); `AutoFront`, `PoolFront` and `ReuseFront` always use their own front (the
+//! benches put them side by side).
 
-use crate::config;
-use crate::front;
+use crate::config::{self, Front};
+use crate::front::{self, api};
 use crate::site::Site;
 use core::alloc::{GlobalAlloc, Layout};
 
-/// The hakmem allocator as a Rust global allocator.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Hakmem;
+macro_rules! global_alloc {
+    ($(#[$doc:meta])* $name:ident, front: $front:expr, free: $free:path) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default)]
+        pub struct $name;
 
-// SAFETY: every method returns blocks of at least `layout.size()` bytes aligned to
-// `layout.align()`, or null; blocks stay valid until freed; nothing unwinds.
-unsafe impl GlobalAlloc for Hakmem {
-    #[inline(always)]
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        front::alloc(
-            config::get().front,
-            l.size(),
-            l.align(),
-            Site::UNKNOWN,
-            false,
-        )
-    }
-
-    #[inline(always)]
-    unsafe fn dealloc(&self, p: *mut u8, _l: Layout) {
-        // SAFETY: `p` came from this allocator (GlobalAlloc contract).
-        unsafe { crate::api::free(p) }
-    }
-
-    #[inline]
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        front::alloc(
-            config::get().front,
-            l.size(),
-            l.align(),
-            Site::UNKNOWN,
-            true,
-        )
-    }
-
-    #[inline]
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        // SAFETY: `p` is a live block of ours allocated with `l` (GlobalAlloc contract).
-        unsafe { front::realloc_layout(config::get().front, p, l, new) }
-    }
+        // SAFETY: blocks of at least `layout.size()` bytes aligned to `layout.align()`, or
+        // null; valid until freed through the same front; nothing unwinds.
+        unsafe impl GlobalAlloc for $name {
+            #[inline(always)]
+            unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+                front::alloc($front, l.size(), l.align(), Site::UNKNOWN, false)
+            }
+            #[inline(always)]
+            unsafe fn dealloc(&self, p: *mut u8, _l: Layout) {
+                // SAFETY: `p` came from this allocator (GlobalAlloc contract).
+                unsafe { $free($front, p) }
+            }
+            #[inline]
+            unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+                front::alloc($front, l.size(), l.align(), Site::UNKNOWN, true)
+            }
+            #[inline]
+            unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+                // SAFETY: `p` is a live block of ours allocated with `l` (GlobalAlloc contract).
+                unsafe { front::realloc_layout($front, p, l, new) }
+            }
+        }
+    };
 }
+
+global_alloc!(
+    /// The hakmem allocator as a Rust global allocator: the front `HAKMEM_FRONT` chose.
+    Hakmem,
+    front: config::get().front,
+    free: api::free_through
+);
+global_alloc!(
+    /// The default front (pool + learned big blocks), whatever `HAKMEM_FRONT` says.
+    AutoFront,
+    front: Front::Auto,
+    free: front::free
+);
+global_alloc!(
+    /// The pool model alone, whatever `HAKMEM_FRONT` says.
+    PoolFront,
+    front: Front::Pool,
+    free: front::free
+);
+global_alloc!(
+    /// The hakmem model for every size, whatever `HAKMEM_FRONT` says.
+    ReuseFront,
+    front: Front::Reuse,
+    free: front::free
+);

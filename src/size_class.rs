@@ -14,6 +14,36 @@ pub const SMALL_MAX: usize = 8 * 1024;
 /// Largest block that lives in a medium (512 KiB) page; bigger ones use 1 MiB pages.
 pub const MEDIUM_MAX: usize = 64 * 1024;
 
+/// The big-block classes (the BigCache's, and the learner's size histogram): 512 KiB …
+/// 16 MiB, as in the original's BigCache v2. Here, below both `learn` and `big`, so that
+/// each sees them without seeing the other.
+pub const BIG_CLASSES: [usize; 8] = [
+    512 << 10,
+    1 << 20,
+    2 << 20,
+    3 << 20,
+    4 << 20,
+    6 << 20,
+    8 << 20,
+    16 << 20,
+];
+
+/// The big class a request of `size` bytes is looked up in: the smallest that holds it.
+#[inline]
+pub fn big_class_for_request(size: usize) -> Option<usize> {
+    if size > BIG_CLASSES[BIG_CLASSES.len() - 1] {
+        return None;
+    }
+    Some(BIG_CLASSES.iter().position(|&c| c >= size).unwrap_or(0))
+}
+
+/// The big class a block with `capacity` usable bytes is filed under: the largest it fills,
+/// so it serves every request looked up in that class. None below 512 KiB.
+#[inline]
+pub fn big_class_for_block(capacity: usize) -> Option<usize> {
+    BIG_CLASSES.iter().rposition(|&c| c <= capacity)
+}
+
 /// Bins for sizes up to 1024 B, indexed by `(size + 15) / 16`: one load on the fast path.
 static SMALL_BINS: [u8; 65] = {
     let mut t = [0u8; 65];

@@ -1,5 +1,8 @@
-//! The thread-local slots: this thread's pool heap (read on every fast path), and a flag
-//! saying that the thread's exit destructor has already run (read on the slow path only).
+//! The thread-local slots, at the bottom of the layers (they know no allocator type):
+//! - `heap`: the thread's pool heap, type-erased (read on every fast path);
+//! - `exited`: whether the thread's exit destructor has already run (slow path only);
+//! - `cache`: four words of per-thread cache for the reuse front (its learner decision and
+//!   last call site), so the learner's per-thread state needs no heap.
 //!
 //! In a `cdylib`, `std`'s `thread_local!` goes through the general-dynamic TLS model: a
 //! call to `__tls_get_addr` on every access, which may even allocate on a thread's first
@@ -7,11 +10,12 @@
 //! objects read through the initial-exec model: two instructions, in the preload library
 //! and in plain executables alike. Elsewhere (and under Miri) `thread_local!` serves.
 
-use crate::pool::heap::Heap;
+/// Words in the `cache` slot.
+pub const CACHE_WORDS: usize = 4;
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux", not(miri)))]
 mod imp {
-    use super::Heap;
+    use super::CACHE_WORDS;
 
     core::arch::global_asm!(
         ".pushsection .tbss,\"awT\",@nobits",
@@ -28,12 +32,18 @@ mod imp {
         ".size __hakmem_rs_tls_exited, 8",
         "__hakmem_rs_tls_exited:",
         ".zero 8",
+        ".globl __hakmem_rs_tls_cache",
+        ".hidden __hakmem_rs_tls_cache",
+        ".type __hakmem_rs_tls_cache, @object",
+        ".size __hakmem_rs_tls_cache, 32",
+        "__hakmem_rs_tls_cache:",
+        ".zero 32",
         ".popsection",
     );
 
     #[inline(always)]
-    pub fn heap() -> *mut Heap {
-        let p: *mut Heap;
+    pub fn heap() -> *mut () {
+        let p: *mut ();
         // SAFETY: reads this thread's 8-byte slot at fs:[tpoff]; the slot exists in every
         // thread's static TLS block and is zero until set.
         unsafe {
@@ -48,7 +58,7 @@ mod imp {
     }
 
     #[inline(always)]
-    pub fn set_heap(h: *mut Heap) {
+    pub fn set_heap(h: *mut ()) {
         // SAFETY: writes this thread's own slot (see `heap`).
         unsafe {
             core::arch::asm!(
@@ -88,25 +98,42 @@ mod imp {
             );
         }
     }
+
+    #[inline(always)]
+    pub fn cache() -> *mut [usize; CACHE_WORDS] {
+        let p: *mut [usize; CACHE_WORDS];
+        // SAFETY: the thread pointer (fs:[0] on x86-64 Linux) plus the slot's offset is
+        // this thread's 32-byte cache slot.
+        unsafe {
+            core::arch::asm!(
+                "mov {p}, qword ptr [rip + __hakmem_rs_tls_cache@GOTTPOFF]",
+                "add {p}, qword ptr fs:[0]",
+                p = out(reg) p,
+                options(nostack, readonly, pure),
+            );
+        }
+        p
+    }
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(miri))))]
 mod imp {
-    use super::Heap;
-    use core::cell::Cell;
+    use super::CACHE_WORDS;
+    use core::cell::{Cell, UnsafeCell};
 
     std::thread_local! {
-        static HEAP: Cell<*mut Heap> = const { Cell::new(core::ptr::null_mut()) };
+        static HEAP: Cell<*mut ()> = const { Cell::new(core::ptr::null_mut()) };
         static EXITED: Cell<bool> = const { Cell::new(false) };
+        static CACHE: UnsafeCell<[usize; CACHE_WORDS]> = const { UnsafeCell::new([0; CACHE_WORDS]) };
     }
 
     #[inline(always)]
-    pub fn heap() -> *mut Heap {
+    pub fn heap() -> *mut () {
         HEAP.with(|h| h.get())
     }
 
     #[inline(always)]
-    pub fn set_heap(h: *mut Heap) {
+    pub fn set_heap(h: *mut ()) {
         HEAP.with(|c| c.set(h))
     }
 
@@ -117,8 +144,14 @@ mod imp {
     pub fn set_exited() {
         EXITED.with(|c| c.set(true))
     }
+
+    #[inline(always)]
+    pub fn cache() -> *mut [usize; CACHE_WORDS] {
+        CACHE.with(|c| c.get())
+    }
 }
 
-/// `heap()`: this thread's heap (null: none yet, or parked at exit); `exited()`: whether
-/// the thread's exit destructor has run (a heap attached after that is a "late" heap).
-pub use imp::{exited, heap, set_exited, set_heap};
+/// `heap()`: this thread's heap slot (null: none yet, or parked at exit); `exited()`:
+/// whether the thread's exit destructor has run (a heap attached after that is a "late"
+/// heap); `cache()`: this thread's cache words (zero until written).
+pub(crate) use imp::{cache, exited, heap, set_exited, set_heap};

@@ -3,7 +3,7 @@
 //! run. Each allocator is confirmed (`peers::confirm_served`) before it is measured.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use hakmem::scenarios::{self, Scenario};
+use microbench::scenarios::{self, Scenario};
 use microbench::peers::{self, Peer};
 use microbench::{probes, workloads};
 use std::alloc::Layout;

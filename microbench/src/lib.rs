@@ -3,6 +3,8 @@
 //!
 //! - `peers`: the allocators compared, and the check of which one served a workload.
 //! - `workloads`: malloc+free pairs and batches through any `GlobalAlloc`.
+//! - `scenarios`: the original hakmem's four scenarios (json, mir, vm, mixed), larson and
+//!   producer/consumer, through any `GlobalAlloc`.
 //! - `probes`: every named path (the steps of both models, the whole paths, the peers).
 //! - `iai`: gungraun results and the instruction-count gate; `json`: a minimal reader.
 //! - `report`: criterion results as tables and the performance targets.
@@ -13,4 +15,5 @@ pub mod machine;
 pub mod peers;
 pub mod probes;
 pub mod report;
+pub mod scenarios;
 pub mod workloads;

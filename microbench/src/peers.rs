@@ -61,7 +61,7 @@ pub fn by_name(name: &str) -> Option<Peer> {
 
 /// Whether `p` is a block hakmem handed out (its pool segments or its big-block registry).
 pub fn is_hakmem_block(p: *const u8) -> bool {
-    hakmem::pool::segment::is_pool(p) || hakmem::registry::contains(p)
+    hakmem::pool::segment::is_pool(p) || hakmem::big::registry::contains(p)
 }
 
 /// Which allocator owns `p`, asking each one's own ownership test.

@@ -141,7 +141,7 @@ fn learner_decide() -> Run {
     unsafe { peers::HAKMEM.dealloc(peers::HAKMEM.alloc(l), l) };
     Box::new(move || {
         for _ in 0..OPS {
-            black_box(hakmem::learn::decide_small(black_box(slot), 64));
+            black_box(hakmem::front::reuse::decide_small(black_box(slot), 64));
         }
     })
 }

@@ -1,7 +1,7 @@
 //! What hakprof's child processes run: one probe (under perf record or callgrind), or one
 //! workload under the configuration its environment sets (ablation, syscall census).
 
-use hakmem::scenarios::Scenario;
+use microbench::scenarios::Scenario;
 use microbench::probes::{self, Run};
 use std::alloc::{GlobalAlloc, Layout};
 use std::time::{Duration, Instant};

@@ -5,16 +5,10 @@
 
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::AcqRel, Ordering::Relaxed};
 
-pub const CLASSES: [usize; 8] = [
-    512 << 10,
-    1 << 20,
-    2 << 20,
-    3 << 20,
-    4 << 20,
-    6 << 20,
-    8 << 20,
-    16 << 20,
-];
+pub use crate::size_class::{
+    big_class_for_block as class_for_block, big_class_for_request as class_for_request,
+    BIG_CLASSES as CLASSES,
+};
 pub const SITE_SLOTS: usize = 256;
 pub const MAX_WAYS: usize = crate::config::MAX_WAYS;
 const N: usize = SITE_SLOTS * CLASSES.len() * MAX_WAYS;
@@ -57,22 +51,6 @@ pub fn totals() -> CacheTotals {
         puts: PUTS.load(Relaxed),
         bytes: BYTES.load(Relaxed) as u64,
     }
-}
-
-/// The class a request of `size` bytes is looked up in: the smallest that holds it.
-#[inline]
-pub fn class_for_request(size: usize) -> Option<usize> {
-    if size > CLASSES[CLASSES.len() - 1] {
-        return None;
-    }
-    Some(CLASSES.iter().position(|&c| c >= size).unwrap_or(0))
-}
-
-/// The class a block with `capacity` usable bytes is filed under: the largest it fills,
-/// so it serves every request looked up in that class. None below 512 KiB.
-#[inline]
-pub fn class_for_block(capacity: usize) -> Option<usize> {
-    CLASSES.iter().rposition(|&c| c <= capacity)
 }
 
 #[inline(always)]

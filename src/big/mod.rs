@@ -2,23 +2,23 @@
 //! AllocHeader in front of the user pointer, recorded in the registry so that `free` can
 //! prove ownership before it reads the header.
 //!
-//! Two ways in:
-//! - `alloc`: a plain mapping (the pool front, and modes without learning);
-//! - `alloc_learned`: the hakmem decision order — pick the threshold (`learn`), try the
-//!   BigCache, then `size >= threshold ? map (cacheable) : heap (released on free)`.
+//! The mechanisms: `alloc` (a plain mapping, released on free), `take_cached` (a BigCache
+//! hit) and `map` (a fresh block, cacheable or not). The hakmem decision order that picks
+//! among them is policy, and lives in the front (`front::learned`).
 //!
 //! On free, a cacheable block goes to the BigCache (keeping its mapping and its registry
 //! entry, state `Cached`); everything else is released through the madvise batch.
 
 pub mod cache;
 pub mod madvise;
+pub mod registry;
 
 use crate::config;
 use crate::header::{AllocHeader, Method, State, HEADER_SIZE, MAGIC};
-use crate::learn::{self, elo::Sample, sites};
+use crate::learn::sites;
 use crate::site::Site;
 use crate::size_class::MIN_ALIGN;
-use crate::{diag, os, registry, track};
+use crate::{diag, os, track};
 use core::ptr;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -116,86 +116,41 @@ pub fn alloc(size: usize, align: usize, site: u32) -> *mut u8 {
 
 /// Tells memcheck (`valgrind` feature) about a block handed out: the block, and its header
 /// as no-access.
-fn announce(p: *mut u8, size: usize, zeroed: bool) {
+pub fn announce(p: *mut u8, size: usize, zeroed: bool) {
     if !p.is_null() {
         track::malloc_like(p, size, zeroed);
         track::no_access(p.wrapping_sub(HEADER_SIZE), HEADER_SIZE);
     }
 }
 
-/// A big block by the hakmem decision order. `zero` asks for zeroed memory (a cache hit
-/// is cleared; a fresh mapping already is).
-pub fn alloc_learned(size: usize, align: usize, site: Site, zero: bool) -> *mut u8 {
-    let cfg = config::get();
-    let slot = sites::slot(site);
-    let d = learn::decide(slot, size); // 1. the threshold
-    let t0 = if d.sample { os::now_ns() } else { 0 };
-    let class =
-        cache::class_for_request(size).filter(|_| cfg.bigcache && align <= 16 && size >= CACHE_MIN);
-    let mut p = ptr::null_mut();
-    let mut fresh = true;
-    if let Some(c) = class {
-        // 2. the BigCache
-        if let Some(v) = cache::take(slot, c, cfg.bigcache_ways, span_of) {
-            p = v as *mut u8;
-            fresh = false;
-            // SAFETY: a cached block is a live mapping of ours with its header.
-            unsafe {
-                let h = &mut *AllocHeader::of(p);
-                h.state = State::Live;
-                h.size = size as u64;
-                h.site = site.0;
-                // A hit makes the block hot: it stays cacheable whatever the threshold says
-                // now (the thermal policy's "hot → keep"); the threshold decides for fresh
-                // mappings, and ageing releases blocks that stop being reused.
-            }
-            sites::TABLE[slot].hits.fetch_add(1, Relaxed);
-            ALLOCS.fetch_add(1, Relaxed);
-        }
+/// Takes a cached block of `class` for `site` (table slot `slot`) from the BigCache and
+/// makes it live for `size` bytes; null on a miss. A hit makes the block hot: it stays
+/// cacheable whatever the threshold says later (the thermal policy's "hot → keep").
+pub fn take_cached(slot: usize, class: usize, site: Site, size: usize) -> *mut u8 {
+    let Some(v) = cache::take(slot, class, config::get().bigcache_ways, span_of) else {
+        return ptr::null_mut();
+    };
+    let p = v as *mut u8;
+    // SAFETY: a cached block is a live mapping of ours with its header; we hold it now.
+    unsafe {
+        let h = &mut *AllocHeader::of(p);
+        h.state = State::Live;
+        h.size = size as u64;
+        h.site = site.0;
     }
-    if p.is_null() {
-        // 3. map (cacheable, sized to its class) or heap (exact, released on free). A miss
-        // right after this (site, class) released a block is a reuse the threshold did not
-        // foresee: that block is kept (the BigCache's ghost of it says caching pays).
-        let (method, capacity) = match class {
-            Some(c)
-                if size >= d.threshold
-                    || cache::recently_released(slot, c, os::now_coarse_ns()) =>
-            {
-                (Method::Map, cache::CLASSES[c])
-            }
-            _ => (Method::Heap, size),
-        };
-        p = map_block(size, capacity, align, method, site.0);
-        if p.is_null() {
-            return p;
-        }
-    }
-    sites::on_alloc(slot, size, d.threshold);
-    if d.sample {
-        let span = span_of(p as usize);
-        let faults = if fresh { (span / os::PAGE) as f64 } else { 0.0 };
-        let cost = Sample {
-            cpu_ns: (os::now_ns() - t0) as f64,
-            faults,
-            memory: span as f64,
-        };
-        learn::record(slot, &d, cost);
-    }
-    learn::maybe_tick(d.seq);
-    if d.seq % learn::HEAVY_TICK_EVERY == 0 {
-        age_cache(os::now_coarse_ns());
-    }
-    announce(p, size, fresh);
-    if zero && !fresh {
-        // SAFETY: the block holds `size` bytes.
-        unsafe { ptr::write_bytes(p, 0, size) };
-    }
+    sites::TABLE[slot].hits.fetch_add(1, Relaxed);
+    ALLOCS.fetch_add(1, Relaxed);
     p
 }
 
+/// A fresh big block: `Method::Map` (kept in the BigCache on free, sized to its class's
+/// `capacity`) or `Method::Heap` (exact, released on free). Zeroed; null when out of memory.
+pub fn map(size: usize, capacity: usize, align: usize, method: Method, site: Site) -> *mut u8 {
+    map_block(size, capacity, align, method, site.0)
+}
+
 /// The mapped span of live big block `p`.
-fn span_of(p: usize) -> usize {
+pub fn span_of(p: usize) -> usize {
     // SAFETY: callers pass blocks the registry or the cache holds: their header is mapped.
     unsafe { (*AllocHeader::of(p as *mut u8)).span as usize }
 }
@@ -332,53 +287,42 @@ pub fn checked_usable_size(op: &str, p: *mut u8) -> usize {
     h.span as usize - h.offset as usize
 }
 
-/// Resizes big block `p` to `new` bytes (`new > POOL_MAX`). Default-aligned blocks grow or
-/// shrink with `mremap` (no copy); others get a new block and a copy. Null (with `p`
-/// untouched) when out of memory.
+/// Resizes big block `p` to `new` bytes (`new > POOL_MAX`) without a copy where it can:
+/// a default-aligned block keeps its mapping when `new` still fills at least half of it,
+/// else its mapping grows or shrinks with `mremap` (moving if it must). None when it cannot
+/// (an over-aligned block, or the kernel refused): the front then moves it by copy.
 ///
 /// # Safety
 /// `p` must be a live big block of ours, not used concurrently.
-pub unsafe fn realloc(p: *mut u8, new: usize) -> *mut u8 {
+pub unsafe fn resize_in_place(p: *mut u8, new: usize) -> Option<*mut u8> {
     let h = *live_header("realloc", p);
-    if new > MAX_SIZE {
-        return ptr::null_mut();
-    }
     let (span, offset) = (h.span as usize, h.offset as usize);
-    if offset == HEADER_SIZE {
-        let capacity = span - HEADER_SIZE;
-        if new <= capacity && new >= capacity / 2 {
-            // SAFETY: live block; only its size field changes.
-            unsafe { (*AllocHeader::of(p)).size = new as u64 };
-            track::resize_in_place(p, h.size as usize, new);
-            return p;
-        }
-        let new_span = os::round_up(HEADER_SIZE + new, os::PAGE);
-        let base = h.base(p);
-        // SAFETY: `[base, base + span)` is exactly the block's mapping.
-        let moved = unsafe { os::remap(base, span, new_span) };
-        if !moved.is_null() {
-            let q = moved.wrapping_add(HEADER_SIZE);
-            // SAFETY: the header moved with the mapping.
-            unsafe {
-                (*AllocHeader::of(q)).size = new as u64;
-                (*AllocHeader::of(q)).span = new_span as u64;
-            }
-            if q != p {
-                registry::replace(p, q);
-            }
-            track::free_like(p);
-            announce(q, new, true);
-            return q;
-        }
+    if new > MAX_SIZE || offset != HEADER_SIZE {
+        return None;
     }
-    let q = alloc(new, 16, h.site);
-    if q.is_null() {
-        return q;
+    let capacity = span - HEADER_SIZE;
+    if new <= capacity && new >= capacity / 2 {
+        // SAFETY: live block; only its size field changes.
+        unsafe { (*AllocHeader::of(p)).size = new as u64 };
+        track::resize_in_place(p, h.size as usize, new);
+        return Some(p);
     }
-    // SAFETY: both blocks are live, distinct, and hold at least the copied bytes.
+    let new_span = os::round_up(HEADER_SIZE + new, os::PAGE);
+    // SAFETY: `[base, base + span)` is exactly the block's mapping.
+    let moved = unsafe { os::remap(h.base(p), span, new_span) };
+    if moved.is_null() {
+        return None;
+    }
+    let q = moved.wrapping_add(HEADER_SIZE);
+    // SAFETY: the header moved with the mapping.
     unsafe {
-        ptr::copy_nonoverlapping(p, q, (h.size as usize).min(new));
-        free(p);
+        (*AllocHeader::of(q)).size = new as u64;
+        (*AllocHeader::of(q)).span = new_span as u64;
     }
-    q
+    if q != p {
+        registry::replace(p, q);
+    }
+    track::free_like(p);
+    announce(q, new, true);
+    Some(q)
 }

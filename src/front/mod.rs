@@ -1,25 +1,29 @@
-//! Layer 7: the front ends. Each is complete and honest on its own:
+//! The front ends (policy, over the pool, big-block and learning mechanisms). Each is
+//! complete and honest on its own:
 //!
 //! - `auto` (default): the pool for small and medium sizes; big blocks through the learned
-//!   threshold and the BigCache (`big::alloc_learned`). The small path never meets the learner.
+//!   threshold and the BigCache (`learned`). The small path never meets the learner.
 //! - `pool`: the pool model alone; big blocks plainly mapped and released.
 //! - `reuse`: the hakmem model for every size (`reuse.rs`).
 //!
-//! `AutoFront`, `PoolFront` and `ReuseFront` are `GlobalAlloc`s that always use their own
-//! front (the benches put them side by side); `Hakmem` and the C ABI use the front chosen
-//! by `HAKMEM_FRONT`.
+//! `api` serves the front chosen by `HAKMEM_FRONT` (what the C ABI and `Hakmem` call);
+//! `global` puts each front behind a `GlobalAlloc`.
 
+pub mod api;
+mod learned;
+mod resize;
 pub mod reuse;
+mod small;
+
+pub use crate::size_class::MIN_ALIGN;
 
 use crate::config::Front;
 use crate::pool::segment;
 use crate::site::Site;
 use crate::size_class::{bin_for_aligned, POOL_MAX};
 use crate::{big, pool, track};
-use core::alloc::{GlobalAlloc, Layout};
+use core::alloc::Layout;
 use core::ptr;
-
-pub use crate::size_class::MIN_ALIGN;
 
 /// Allocates through `front`. Null when out of memory.
 #[inline(always)]
@@ -28,14 +32,13 @@ pub fn alloc(front: Front, size: usize, align: usize, site: Site, zero: bool) ->
         return reuse::alloc(size, site);
     }
     if front != Front::Reuse && size <= POOL_MAX && align <= MIN_ALIGN {
-        // SAFETY: size is in the pool's range.
-        let p = unsafe { pool::alloc(size) };
+        let p = small::alloc(size);
         if !p.is_null() {
             track::malloc_like(p, size, false);
-        }
-        if zero && !p.is_null() {
-            // SAFETY: the block holds `size` bytes.
-            unsafe { ptr::write_bytes(p, 0, size) };
+            if zero {
+                // SAFETY: the block holds `size` bytes.
+                unsafe { ptr::write_bytes(p, 0, size) };
+            }
         }
         return p;
     }
@@ -48,14 +51,13 @@ fn alloc_slow(front: Front, size: usize, align: usize, site: Site, zero: bool) -
         Front::Reuse => reuse::alloc_aligned(size, align, site),
         _ => match bin_for_aligned(size, align) {
             Some(bin) if align > MIN_ALIGN => {
-                // SAFETY: a valid bin.
-                let p = unsafe { pool::alloc_bin(bin) };
+                let p = small::alloc_bin(bin);
                 if !p.is_null() {
                     track::malloc_like(p, size, false);
                 }
                 p
             }
-            _ if front == Front::Auto => return big::alloc_learned(size, align, site, zero),
+            _ if front == Front::Auto => return learned::alloc(size, align, site, zero),
             _ => return big::alloc(size, align, site.0), // fresh: already zero
         },
     };
@@ -143,52 +145,26 @@ pub unsafe fn realloc(front: Front, p: *mut u8, new: usize, site: Site) -> *mut 
             return p;
         }
         usable
-    } else if new > POOL_MAX {
-        // SAFETY: `p` is not a pool block, so it must be a live big block (checked inside).
-        return unsafe { big::realloc(p, new) };
     } else {
-        big::checked_usable_size("realloc", p)
-    };
-    let q = alloc(front, new, MIN_ALIGN, site, false);
-    if !q.is_null() {
-        // SAFETY: both blocks are live and distinct; each holds the copied bytes.
-        unsafe {
-            ptr::copy_nonoverlapping(p, q, old.min(new));
-            free(front, p);
+        let old = big::checked_usable_size("realloc", p);
+        if new > POOL_MAX {
+            // SAFETY: a live big block (checked just above).
+            if let Some(q) = unsafe { big::resize_in_place(p, new) } {
+                return q;
+            }
         }
+        old
+    };
+    // SAFETY: `p` is live with `old` usable bytes; the new block is distinct.
+    unsafe {
+        resize::by_copy(
+            p,
+            old,
+            new,
+            || alloc(front, new, MIN_ALIGN, site, false),
+            |b| free(front, b),
+        )
     }
-    q
-}
-
-macro_rules! front_alloc {
-    ($(#[$doc:meta])* $name:ident, $front:expr) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, Default)]
-        pub struct $name;
-
-        // SAFETY: blocks of at least `layout.size()` bytes aligned to `layout.align()`, or
-        // null; valid until freed through the same front; nothing unwinds.
-        unsafe impl GlobalAlloc for $name {
-            #[inline(always)]
-            unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-                alloc($front, l.size(), l.align(), Site::UNKNOWN, false)
-            }
-            #[inline(always)]
-            unsafe fn dealloc(&self, p: *mut u8, _l: Layout) {
-                // SAFETY: `p` came from this front (GlobalAlloc contract).
-                unsafe { free($front, p) }
-            }
-            #[inline]
-            unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-                alloc($front, l.size(), l.align(), Site::UNKNOWN, true)
-            }
-            #[inline]
-            unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-                // SAFETY: `p` is a live block of this front (GlobalAlloc contract).
-                unsafe { realloc_layout($front, p, l, new) }
-            }
-        }
-    };
 }
 
 /// `GlobalAlloc::realloc` for any front: over-aligned blocks move to a new aligned block.
@@ -200,29 +176,14 @@ pub unsafe fn realloc_layout(front: Front, p: *mut u8, l: Layout, new: usize) ->
         // SAFETY: forwarded.
         return unsafe { realloc(front, p, new, Site::UNKNOWN) };
     }
-    let q = alloc(front, new, l.align(), Site::UNKNOWN, false);
-    if !q.is_null() {
-        // SAFETY: both blocks are live and distinct and hold the copied bytes.
-        unsafe {
-            ptr::copy_nonoverlapping(p, q, l.size().min(new));
-            free(front, p);
-        }
+    // SAFETY: `p` is live and holds at least `l.size()` bytes; the new block is distinct.
+    unsafe {
+        resize::by_copy(
+            p,
+            l.size(),
+            new,
+            || alloc(front, new, l.align(), Site::UNKNOWN, false),
+            |b| free(front, b),
+        )
     }
-    q
 }
-
-front_alloc!(
-    /// The default front (pool + learned big blocks), whatever `HAKMEM_FRONT` says.
-    AutoFront,
-    Front::Auto
-);
-front_alloc!(
-    /// The pool model alone, whatever `HAKMEM_FRONT` says.
-    PoolFront,
-    Front::Pool
-);
-front_alloc!(
-    /// The hakmem model for every size, whatever `HAKMEM_FRONT` says.
-    ReuseFront,
-    Front::Reuse
-);

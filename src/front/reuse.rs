@@ -7,13 +7,13 @@
 //! 4. the block: a pool block with room for the header (small), or a big block;
 //! 5. header write; on free, header read and magic check route the block back.
 
+use super::{learned, resize, small};
 use crate::header::{AllocHeader, Method, State, HEADER_SIZE, MAGIC};
-use crate::learn;
+use crate::learn::{self, sites};
 use crate::pool::segment;
 use crate::site::Site;
-use crate::size_class::POOL_MAX;
-use crate::{big, diag, pool, track};
-use core::ptr;
+use crate::size_class::{MIN_ALIGN, POOL_MAX};
+use crate::{big, diag, pool, tls, track};
 
 /// Largest request served from a pool block (the header takes 32 bytes of it).
 pub const SMALL_MAX: usize = POOL_MAX - HEADER_SIZE;
@@ -24,16 +24,15 @@ pub fn alloc(size: usize, site: Site) -> *mut u8 {
     if size > SMALL_MAX {
         return alloc_big(size, site);
     }
-    let slot = learn::site_slot(site); // 1. site hash (per-thread one-entry cache)
-    let threshold = learn::decide_small(slot, size); // 2. learner (per-thread copy)
+    let slot = site_slot(site); // 1. site hash (per-thread one-entry cache)
+    let threshold = decide_small(slot, size); // 2. learner (per-thread copy)
     if size >= threshold {
         // 3. at or above the threshold (UCB1's arms start at 64 KiB): the map path, which
         // tries the BigCache first.
         return alloc_big(size, site);
     }
     // 4. a pool block with the header in front
-    // SAFETY: size + 32 <= POOL_MAX.
-    let block = unsafe { pool::alloc(size + HEADER_SIZE) };
+    let block = small::alloc(size + HEADER_SIZE); // size + 32 <= POOL_MAX
     if block.is_null() {
         return block;
     }
@@ -53,15 +52,15 @@ pub fn alloc(size: usize, site: Site) -> *mut u8 {
 #[cold]
 #[inline(never)]
 fn alloc_big(size: usize, site: Site) -> *mut u8 {
-    big::alloc_learned(size, 16, site, false)
+    learned::alloc(size, MIN_ALIGN, site, false)
 }
 
 /// Over-aligned requests: a big block (its header sits right before the aligned pointer).
 pub fn alloc_aligned(size: usize, align: usize, site: Site) -> *mut u8 {
-    if align <= 16 {
+    if align <= MIN_ALIGN {
         alloc(size, site)
     } else {
-        big::alloc_learned(size, align, site, false)
+        learned::alloc(size, align, site, false)
     }
 }
 
@@ -119,7 +118,8 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
     }
 }
 
-/// `realloc` for the reuse front: a new block and a copy (big blocks use `mremap`).
+/// `realloc` for the reuse front: a new block and a copy (big blocks grow or shrink with
+/// `mremap` where they can).
 ///
 /// # Safety
 /// `p` must be null or a live reuse-front block.
@@ -127,23 +127,77 @@ pub unsafe fn realloc(p: *mut u8, new: usize, site: Site) -> *mut u8 {
     if p.is_null() {
         return alloc(new, site);
     }
-    if !segment::is_pool(p) && new > SMALL_MAX {
-        // SAFETY: forwarded.
-        return unsafe { big::realloc(p, new) };
-    }
     let old = if segment::is_pool(p) {
         // SAFETY: a pool block with its header in front.
         unsafe { usable_size(p) }
     } else {
-        big::checked_usable_size("realloc", p)
-    };
-    let q = alloc(new, site);
-    if !q.is_null() {
-        // SAFETY: both blocks live and distinct.
-        unsafe {
-            ptr::copy_nonoverlapping(p, q, old.min(new));
-            free(p);
+        let old = big::checked_usable_size("realloc", p);
+        if new > SMALL_MAX {
+            // SAFETY: a live big block (checked just above).
+            if let Some(q) = unsafe { big::resize_in_place(p, new) } {
+                return q;
+            }
         }
+        old
+    };
+    // SAFETY: `p` is live with `old` usable bytes; the new block is distinct.
+    unsafe {
+        resize::by_copy(p, old, new, || alloc(new, site), |b| free(b))
     }
-    q
+}
+
+// ---------------------------------------------------------------------------------------
+// The per-thread caches of the learner's answers (in the thread's `tls::cache` words)
+// ---------------------------------------------------------------------------------------
+
+/// The reuse front refreshes its per-thread copy of the learner's threshold this often.
+pub const SMALL_REFRESH: usize = 256;
+
+/// This thread's cache: the threshold and how many calls it still serves, and the last
+/// call site looked up with its table slot (+1; 0: none).
+#[repr(C)]
+struct ThreadCache {
+    countdown: usize,
+    threshold: usize,
+    last_site: usize,
+    last_slot: usize,
+}
+
+const _: () = assert!(core::mem::size_of::<ThreadCache>() == tls::CACHE_WORDS * 8);
+
+#[inline(always)]
+fn thread_cache() -> &'static mut ThreadCache {
+    // SAFETY: the calling thread's own cache words, zero-initialised (a valid ThreadCache);
+    // only this module uses them, and never holds two references at once.
+    unsafe { &mut *tls::cache().cast::<ThreadCache>() }
+}
+
+/// The learner's threshold for a small (pool-sized) allocation at table slot `slot`:
+/// the learner proper on one call in `SMALL_REFRESH`, this thread's copy otherwise (a TLS
+/// read). A small block is always below the threshold, so nothing is sampled.
+#[inline]
+pub fn decide_small(slot: usize, size: usize) -> usize {
+    let c = thread_cache();
+    if c.countdown > 0 {
+        c.countdown -= 1;
+        return c.threshold;
+    }
+    let t = learn::decide(slot, size).threshold;
+    c.countdown = SMALL_REFRESH;
+    c.threshold = t;
+    t
+}
+
+/// The site-table slot of `site`, through this thread's one-entry cache (a call site
+/// allocating in a loop hashes once).
+#[inline]
+pub fn site_slot(site: Site) -> usize {
+    let c = thread_cache();
+    if c.last_slot != 0 && c.last_site == site.0 as usize {
+        return c.last_slot - 1;
+    }
+    let slot = sites::slot(site);
+    c.last_site = site.0 as usize;
+    c.last_slot = slot + 1;
+    slot
 }

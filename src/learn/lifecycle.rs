@@ -15,6 +15,7 @@ pub const HIST_BUCKETS: usize = 8;
 pub type Histogram = [f64; HIST_BUCKETS];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Phase {
     Learn,
     Frozen,

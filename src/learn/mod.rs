@@ -1,7 +1,9 @@
-//! Layer 5: learning. Decides the big-block threshold per allocation from a cached choice
-//! (one atomic counter and a load), and does the real work — ELO selection and rating,
-//! UCB1 per site, the lifecycle — on sampled calls and on the heavy tick every 1024 big
-//! allocations. Small (pool) allocations never come here.
+//! Learning: decides the big-block threshold per allocation and learns from the cost of
+//! each one. In `balanced` mode a decision is an atomic counter and a load of the cached
+//! ELO choice (re-selected under the ELO lock on 1 call in 100); with UCB1 on (`learning`,
+//! `research`) it also takes the site's UCB1 lock. The real work — ELO rating, UCB1
+//! hysteresis, the lifecycle — runs on the sampled costs and on the heavy tick every 1024
+//! big allocations. Small (pool) allocations of the default front never come here.
 //!
 //! - `rng`, `p2`, `ucb1`, `elo`, `lifecycle`: pure logic, unit-tested (and run under Miri).
 //! - `sites`: the call-site table.
@@ -22,8 +24,6 @@ use ucb1::{Ucb1, Ucb1Params};
 
 /// UCB1 explores on one big allocation in this many (offset from ELO's selections).
 pub const UCB1_EXPLORE_EVERY: u64 = 8;
-/// The reuse front's small path refreshes its per-thread copy of the decision this often.
-pub const SMALL_REFRESH: u32 = 256;
 /// The heavy tick (ELO update, UCB1 hysteresis, lifecycle window, cache ageing).
 pub const HEAVY_TICK_EVERY: u64 = 1024;
 /// In CANARY, one decision in this many tries the candidate (5 %).
@@ -39,7 +39,9 @@ pub struct Decision {
     /// The UCB1 arm that decided (or NONE).
     pub arm: u8,
     pub canary: bool,
-    /// Time this call and feed the cost back.
+    /// Time this call and feed the cost back (every learned decision: a big allocation
+    /// costs a syscall or a cache lookup, ≥ 100 ns, beside which two vDSO clock reads are
+    /// cheap, and learning needs the samples; the fixed threshold learns nothing).
     pub sample: bool,
     /// The call's sequence number among big allocations.
     pub seq: u64,
@@ -101,7 +103,8 @@ static LIFE: SpinLock<Life> = SpinLock::new(rank::LIFE, Life {
 static CALLS: AtomicU64 = AtomicU64::new(0);
 /// The ELO choice in use between selections: strategy index.
 static CHOICE: AtomicU8 = AtomicU8::new(0);
-static PHASE: AtomicU8 = AtomicU8::new(0); // 0 LEARN, 1 FROZEN, 2 CANARY
+/// The lifecycle phase, as `Phase as u8`.
+static PHASE: AtomicU8 = AtomicU8::new(Phase::Learn as u8);
 static FROZEN_CHOICE: AtomicU8 = AtomicU8::new(0);
 static CANARY_CHOICE: AtomicU8 = AtomicU8::new(0);
 static WINDOW_HIST: [AtomicU64; HIST_BUCKETS] = [const { AtomicU64::new(0) }; HIST_BUCKETS];
@@ -112,122 +115,72 @@ fn strategy_threshold(i: u8) -> usize {
     elo::thresholds()[i as usize % elo::STRATEGIES]
 }
 
-fn elo_decision(i: u8, seq: u64, sample: bool) -> Decision {
+fn elo_decision(i: u8, seq: u64) -> Decision {
     Decision {
         threshold: strategy_threshold(i),
         strategy: i,
         arm: NONE,
         canary: false,
-        sample,
+        sample: true,
         seq,
     }
 }
 
-/// The threshold for a big allocation of `size` bytes at site table entry `site`.
-pub fn decide(site: usize, size: usize) -> Decision {
+fn ucb1_decision(arm: usize, seq: u64) -> Decision {
+    Decision {
+        threshold: ucb1::ARMS[arm],
+        strategy: NONE,
+        arm: arm as u8,
+        canary: false,
+        sample: true,
+        seq,
+    }
+}
+
+/// The threshold for a big allocation of `size` bytes at site-table slot `slot`.
+pub fn decide(slot: usize, size: usize) -> Decision {
     let cfg = config::get();
     let seq = CALLS.fetch_add(1, Relaxed);
     if !cfg.elo && !cfg.ucb1 {
         return Decision::fixed(seq);
     }
     WINDOW_HIST[sites::bucket(size)].fetch_add(1, Relaxed);
-    // Big allocations cost a syscall or a cache lookup (≥ 100 ns): timing each one (two vDSO
-    // clock reads) is cheap beside that, and learning needs the samples.
-    let sample = true;
     if cfg.lifecycle {
-        match PHASE.load(Relaxed) {
-            1 => return elo_decision(FROZEN_CHOICE.load(Relaxed), seq, sample),
-            2 if seq % CANARY_EVERY == 0 => {
-                let mut d = elo_decision(CANARY_CHOICE.load(Relaxed), seq, true);
+        match phase() {
+            Phase::Frozen => return elo_decision(FROZEN_CHOICE.load(Relaxed), seq),
+            Phase::Canary if seq % CANARY_EVERY == 0 => {
+                let mut d = elo_decision(CANARY_CHOICE.load(Relaxed), seq);
                 d.canary = true;
                 return d;
             }
-            2 => return elo_decision(FROZEN_CHOICE.load(Relaxed), seq, sample),
-            _ => {}
+            Phase::Canary => return elo_decision(FROZEN_CHOICE.load(Relaxed), seq),
+            Phase::Learn => {}
         }
     }
-    let select = seq % cfg.select_every as u64 == 0;
     if cfg.ucb1 {
         // UCB1 explores on its own sampled calls (offset from ELO's), and once the site has
         // adopted an arm, that arm decides for it.
-        UCB_IN_USE[site].store(true, Relaxed);
-        let u = UCB[site].lock();
+        UCB_IN_USE[slot].store(true, Relaxed);
+        let u = UCB[slot].lock();
         if seq % UCB1_EXPLORE_EVERY == UCB1_EXPLORE_EVERY / 2 {
-            let arm = u.select();
-            return Decision {
-                threshold: ucb1::ARMS[arm],
-                strategy: NONE,
-                arm: arm as u8,
-                canary: false,
-                sample: true,
-                seq,
-            };
+            return ucb1_decision(u.select(), seq);
         }
         if u.adoptions > 0 {
-            let arm = u.adopted;
-            return Decision {
-                threshold: ucb1::ARMS[arm],
-                strategy: NONE,
-                arm: arm as u8,
-                canary: false,
-                sample,
-                seq,
-            };
+            return ucb1_decision(u.adopted, seq);
         }
     }
     if !cfg.elo {
         return Decision::fixed(seq);
     }
-    if select {
+    if seq % cfg.select_every as u64 == 0 {
         let mut b = BRAIN.lock();
         let mut rng = b.rng.clone();
         let i = b.elo().select(&mut rng) as u8;
         b.rng = rng;
         CHOICE.store(i, Relaxed);
-        return elo_decision(i, seq, true);
+        return elo_decision(i, seq);
     }
-    elo_decision(CHOICE.load(Relaxed), seq, sample)
-}
-
-/// The decision for a small (pool-sized) allocation of the reuse front: the same learner,
-/// consulted through this thread's copy of its decision (a TLS read), refreshed every
-/// `SMALL_REFRESH` calls. A small block is always below the threshold, so nothing is
-/// sampled.
-#[inline]
-pub fn decide_small(site: usize, size: usize) -> usize {
-    let heap = crate::pool::heap::current();
-    if !heap.is_null() {
-        // SAFETY: this thread's own heap; the learner cache is owner-only plain data.
-        let c = unsafe { &mut (*crate::pool::heap::Heap::local(heap)).learner };
-        if c.countdown > 0 {
-            c.countdown -= 1;
-            return c.threshold;
-        }
-        let t = decide(site, size).threshold;
-        c.countdown = SMALL_REFRESH;
-        c.threshold = t;
-        return t;
-    }
-    decide(site, size).threshold
-}
-
-/// The site-table slot of `site`, through this thread's one-entry cache (a call site
-/// allocating in a loop hashes once).
-#[inline]
-pub fn site_slot(site: crate::site::Site) -> usize {
-    let heap = crate::pool::heap::current();
-    if heap.is_null() {
-        return sites::slot(site);
-    }
-    // SAFETY: this thread's own heap; the learner cache is owner-only plain data.
-    let c = unsafe { &mut (*crate::pool::heap::Heap::local(heap)).learner };
-    if c.last_slot != 0 && c.last_site == site.0 {
-        return c.last_slot - 1;
-    }
-    let slot = sites::slot(site);
-    c.last_site = site.0;
-    c.last_slot = slot + 1;
-    slot
+    elo_decision(CHOICE.load(Relaxed), seq)
 }
 
 /// Reward in (0, 1] for UCB1 from a sample's cost (cheaper is better).
@@ -235,8 +188,9 @@ pub fn reward(s: &Sample) -> f64 {
     1.0 / (1.0 + s.cpu_ns / 1000.0 + s.faults / 64.0)
 }
 
-/// Feeds a sampled call's cost back to whichever learner decided it.
-pub fn record(site: usize, d: &Decision, cost: Sample) {
+/// Feeds a sampled call's cost back to whichever learner decided it (`slot`: the site's
+/// table slot).
+pub fn record(slot: usize, d: &Decision, cost: Sample) {
     if !d.sample {
         return;
     }
@@ -244,7 +198,7 @@ pub fn record(site: usize, d: &Decision, cost: Sample) {
         BRAIN.lock().elo().record(d.strategy as usize, cost);
     }
     if d.arm != NONE {
-        UCB[site].lock().record(d.arm as usize, reward(&cost));
+        UCB[slot].lock().record(d.arm as usize, reward(&cost));
     }
     if config::get().lifecycle {
         let mut l = LIFE.lock();
@@ -314,21 +268,22 @@ fn lifecycle_tick(now_ns: u64, ucb_changed: bool) {
         canary_metric: l.p99_canary.quantile(),
     };
     let t = l.lc.as_mut().unwrap().on_window(&w);
-    match t {
+    let next = match t {
         Some(Transition::Freeze) => {
             FROZEN_CHOICE.store(best, Relaxed);
-            PHASE.store(1, Relaxed);
+            Phase::Frozen
         }
         Some(Transition::StartCanary) => {
             let frozen = FROZEN_CHOICE.load(Relaxed) as usize;
             let cand = BRAIN.lock().elo().runner_up(frozen).unwrap_or(frozen) as u8;
             CANARY_CHOICE.store(cand, Relaxed);
-            PHASE.store(2, Relaxed);
+            Phase::Canary
         }
-        Some(Transition::CanaryLost) => PHASE.store(1, Relaxed),
-        Some(_) => PHASE.store(0, Relaxed),
-        None => {}
-    }
+        Some(Transition::CanaryLost) => Phase::Frozen,
+        Some(_) => Phase::Learn,
+        None => phase(),
+    };
+    PHASE.store(next as u8, Relaxed);
     l.start_ns = now_ns;
     l.start_calls = calls;
     l.p99 = p2::P2::EMPTY_P99;
@@ -342,8 +297,8 @@ fn lifecycle_tick(now_ns: u64, ucb_changed: bool) {
 
 pub fn phase() -> Phase {
     match PHASE.load(Relaxed) {
-        1 => Phase::Frozen,
-        2 => Phase::Canary,
+        p if p == Phase::Frozen as u8 => Phase::Frozen,
+        p if p == Phase::Canary as u8 => Phase::Canary,
         _ => Phase::Learn,
     }
 }
@@ -367,10 +322,6 @@ pub fn ucb1_snapshot(i: usize) -> Option<Ucb1> {
     } else {
         None
     }
-}
-
-pub fn big_calls() -> u64 {
-    CALLS.load(Relaxed)
 }
 
 /// Fork: every learner lock, in the lock order (LIFE, BRAIN, then each site's UCB1).

@@ -74,7 +74,7 @@ pub fn slot(site: Site) -> usize {
 
 /// The histogram bucket of a size: the BigCache class it falls in (clamped to 0..8).
 pub fn bucket(size: usize) -> usize {
-    crate::big::cache::class_for_request(size).unwrap_or(HIST_BUCKETS - 1)
+    crate::size_class::big_class_for_request(size).unwrap_or(HIST_BUCKETS - 1)
 }
 
 pub fn on_alloc(i: usize, size: usize, threshold: usize) {

@@ -5,6 +5,10 @@
 //! Heaps are immortal: when a thread exits its heap gives back every empty page and is
 //! *parked*; the next new thread adopts it, pages, pending remote frees and all. So a
 //! segment's `owner` pointer never dangles, and thread churn does not grow memory.
+//!
+//! The pool does not attach heaps to threads by itself: its allocation returns null on a
+//! thread that has none, and the layer above (`init::attach_thread`, through the front)
+//! attaches one (`attach`) and parks it at thread exit (`detach`).
 
 use super::page::{Block, Page, PageQueue};
 use super::segment::{self, PageKind, Segment, KINDS};
@@ -72,8 +76,6 @@ pub struct Local {
     /// allocates again reuses them without map, unmap or page faults (mimalloc's delayed
     /// purge); older than `PURGE_NS` or beyond `MAX_EMPTY`, they are unmapped.
     pub empty: [EmptySegments; KINDS],
-    /// The learning layer's per-thread cache of its decision (see `learn::decide_small`).
-    pub learner: LearnerCache,
 }
 
 impl Heap {
@@ -86,17 +88,6 @@ impl Heap {
         // SAFETY: a raw projection to the cell and its contents: no reference is made.
         UnsafeCell::raw_get(unsafe { &raw const (*heap).local })
     }
-}
-
-/// Per-thread cache of the learner's decision: lets the reuse front consult the learner
-/// with a TLS read instead of a shared atomic (refreshed every `countdown` calls).
-#[derive(Clone, Copy, Default)]
-pub struct LearnerCache {
-    pub countdown: u32,
-    pub threshold: usize,
-    /// The last call site this thread looked up, and its site-table slot (+1; 0 = none).
-    pub last_site: u32,
-    pub last_slot: usize,
 }
 
 /// Empty segments of one kind, newest first (a doubly linked list through `next`/`prev`).
@@ -211,7 +202,7 @@ pub unsafe fn alloc(size: usize) -> *mut u8 {
 /// `bin < NBINS`.
 #[inline(always)]
 pub unsafe fn alloc_bin(bin: usize) -> *mut u8 {
-    let heap = tls::heap();
+    let heap = current();
     if !heap.is_null() {
         // SAFETY: a non-null slot is this thread's live heap; `bin < NBINS`; `pages[bin]`
         // is a live page or the empty page, whose `free` is null.
@@ -238,8 +229,8 @@ pub unsafe fn free(p: *mut u8) {
     // SAFETY: `p` is a live block, so its segment and page records are live.
     unsafe {
         let page = segment::page_of(seg, p);
-        let heap = tls::heap();
-        if (*seg).owner == heap {
+        let heap = current();
+        if (*seg).owner == heap as *mut () {
             if p as *mut Block == (*page).free.get() {
                 // The block on top of its page's free list is being freed again.
                 double_free(p);
@@ -302,7 +293,7 @@ pub unsafe fn check_free(p: *mut u8) {
         // for their address alone. A free block's first word is its link: null or another
         // block of the page. Only a block that looks free that way is looked for on the
         // lists (mimalloc's debug check does the same), so a live block costs a load.
-        if (*seg).owner == tls::heap() {
+        if (*seg).owner == current() as *mut () {
             let link = *(p as *const *const u8);
             if (link.is_null() || (*page).is_block_start(link))
                 && (*page).holds_free(p as *mut Block)
@@ -330,12 +321,9 @@ pub unsafe fn usable_size(p: *const u8) -> usize {
 #[cold]
 #[inline(never)]
 unsafe fn alloc_slow(bin: usize) -> *mut u8 {
-    let mut heap = tls::heap();
+    let heap = current();
     if heap.is_null() {
-        heap = attach_thread();
-        if heap.is_null() {
-            return ptr::null_mut();
-        }
+        return ptr::null_mut(); // no heap yet: the caller attaches one (see the module doc)
     }
     // SAFETY: `heap` is this thread's live heap.
     unsafe {
@@ -353,7 +341,7 @@ unsafe fn alloc_slow(bin: usize) -> *mut u8 {
 /// Unmaps this thread's cached empty segments that have waited longer than `PURGE_NS`
 /// (called from slow paths: pool refills, big-block frees).
 pub fn purge_idle_segments_of_this_thread() {
-    let h = tls::heap();
+    let h = current();
     if !h.is_null() {
         // SAFETY: this thread's own heap.
         unsafe { purge_idle_segments(&mut *Heap::local(h)) };
@@ -487,11 +475,11 @@ unsafe fn free_remote(seg: *mut Segment, page: *mut Page, p: *mut u8) {
         if !(*page).in_use.get() {
             not_a_block(p);
         }
-        let owner = (*seg).owner;
+        let owner = (*seg).owner as *mut Heap;
         if (*page).push_remote(p as *mut Block) {
             (*owner).remote_full_pending.store(true, Release);
         }
-        let me = tls::heap();
+        let me = current();
         if me.is_null() {
             REMOTE_FREES_WITHOUT_HEAP.fetch_add(1, Relaxed);
         } else {
@@ -514,7 +502,7 @@ unsafe fn new_page(owner: *mut Heap, h: &mut Local, bin: usize) -> *mut Page {
             seg = h.empty[k].pop_newest();
             if seg.is_null() {
                 h.empty[k].purge(os::now_coarse_ns(), false);
-                seg = segment::create(kind, owner);
+                seg = segment::create(kind, owner as *mut ());
             }
             if seg.is_null() {
                 return ptr::null_mut();
@@ -608,11 +596,11 @@ static HEAPS: SpinLock<Heaps> = SpinLock::new(crate::lock::rank::HEAPS, Heaps {
     arena_left: 0,
 });
 
-/// Gives the calling thread a heap: a parked one if any, else a new one.
-#[cold]
-fn attach_thread() -> *mut Heap {
-    crate::init::ensure();
-    let late_tid = if tls::exited() { this_thread_id() } else { 0 };
+/// Gives the calling thread a heap, a parked one if any, else a new one, and makes it the
+/// thread's current heap. `late`: the thread's exit destructor has already run, so no
+/// destructor may park this heap (see `Heaps::late`). Null when out of memory.
+pub fn attach(late: bool) -> *mut Heap {
+    let late_tid = if late { this_thread_id() } else { 0 };
     let (heap, adopted) = {
         let mut g = HEAPS.lock();
         if g.parked.is_null() {
@@ -644,8 +632,7 @@ fn attach_thread() -> *mut Heap {
         // SAFETY: we own the heap now.
         unsafe { (*heap).remote_full_pending.store(true, Relaxed) };
     }
-    tls::set_heap(heap);
-    crate::init::register_thread_heap(heap as *mut libc::c_void);
+    tls::set_heap(heap as *mut ());
     heap
 }
 
@@ -734,7 +721,6 @@ fn new_heap(g: &mut Heaps) -> *mut Heap {
                 full: PageQueue::EMPTY,
                 segments: [ptr::null_mut(); KINDS],
                 empty: [EmptySegments::NONE; KINDS],
-                learner: LearnerCache::default(),
             }),
             remote_full_pending: AtomicBool::new(false),
             stats: HeapStats::default(),
@@ -748,19 +734,16 @@ fn new_heap(g: &mut Heaps) -> *mut Heap {
     heap
 }
 
-/// The thread-exit destructor (registered with `pthread_key_create`): give back what is
-/// empty, then park the heap for the next thread.
+/// Detaches the exiting thread's heap: gives back what is empty, then parks the heap for
+/// the next thread.
 ///
 /// # Safety
-/// `value` must be the exiting thread's heap.
-pub unsafe extern "C" fn on_thread_exit(value: *mut libc::c_void) {
-    let heap = value as *mut Heap;
+/// `heap` must be the calling thread's heap, and the thread must be exiting.
+pub unsafe fn detach(heap: *mut Heap) {
     // SAFETY: the heap belongs to this (exiting) thread until parked.
     unsafe {
         release_empty_pages(&mut *Heap::local(heap));
         tls::set_heap(ptr::null_mut());
-        // An allocation after this point (another key's destructor) attaches a late heap.
-        tls::set_exited();
         let mut g = HEAPS.lock();
         if (*heap).late_tid != 0 {
             unlist_late(&mut g, heap);
@@ -801,7 +784,7 @@ unsafe fn release_empty_pages(h: &mut Local) {
 /// This thread's heap (null before its first pool allocation, or after it exited).
 #[inline(always)]
 pub fn current() -> *mut Heap {
-    tls::heap()
+    tls::heap() as *mut Heap
 }
 
 /// Pool counters summed over every heap.

@@ -4,7 +4,6 @@
 //! no hash. A byte map with one entry per 4 MiB of address space says which chunks are
 //! pool segments, so `free` can tell our pointers from foreign ones.
 
-use super::heap::Heap;
 use super::page::Page;
 use crate::os;
 use core::ptr;
@@ -57,8 +56,9 @@ pub const MAX_PAGES: usize = SEGMENT_SIZE >> 16;
 /// The segment header, at the segment's first byte. Page 0 holds it and serves no blocks.
 #[repr(C)]
 pub struct Segment {
-    /// The heap that owns every page here. Heaps are immortal, so this stays valid.
-    pub owner: *mut Heap,
+    /// The heap (`heap::Heap`) that owns every page here, type-erased so that segments sit
+    /// below heaps. Heaps are immortal, so this stays valid.
+    pub owner: *mut (),
     pub page_shift: usize,
     pub kind: PageKind,
     /// Pages in use (of `kind.pages() - 1` usable).
@@ -113,7 +113,7 @@ pub unsafe fn page_of(seg: *mut Segment, p: *const u8) -> *mut Page {
 }
 
 /// Maps a new segment of `kind` owned by `owner`. Null when the OS says no.
-pub fn create(kind: PageKind, owner: *mut Heap) -> *mut Segment {
+pub fn create(kind: PageKind, owner: *mut ()) -> *mut Segment {
     let p = os::map_aligned(SEGMENT_SIZE, SEGMENT_SIZE);
     if p.is_null() {
         return ptr::null_mut();

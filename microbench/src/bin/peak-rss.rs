@@ -2,7 +2,7 @@
 //! through one allocator in a fresh process and prints the process's peak RSS (VmHWM) in
 //! KiB: what a user of the program would see. `bench-report` runs it per allocator.
 
-use hakmem::scenarios::Scenario;
+use microbench::scenarios::Scenario;
 use microbench::peers;
 use std::alloc::Layout;
 

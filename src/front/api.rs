@@ -1,7 +1,8 @@
 //! The public allocation API over the configured front end (`HAKMEM_FRONT`, default
-//! `auto`): what `Hakmem` (GlobalAlloc), the C ABI and `alloc_at` call.
+//! `auto`): what `Hakmem` (GlobalAlloc), the C ABI and `alloc_at` call. Each entry reads
+//! the configuration once.
 
-use crate::config;
+use crate::config::{self, Front};
 use crate::front;
 use crate::site::Site;
 use core::alloc::Layout;
@@ -44,13 +45,22 @@ pub fn calloc(n: usize, m: usize) -> *mut u8 {
 /// `p` must be null or a block from this allocator, not used afterwards.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
-    let c = config::get();
-    if c.check {
+    // SAFETY: forwarded.
+    unsafe { free_through(config::get().front, p) }
+}
+
+/// `free` through `front`, validated first in the checked mode (`HAKMEM_CHECK=1`).
+///
+/// # Safety
+/// As `free`.
+#[inline(always)]
+pub unsafe fn free_through(front: Front, p: *mut u8) {
+    if config::get().check {
         // SAFETY: forwarded.
-        return unsafe { front::free_checked(c.front, p) };
+        return unsafe { front::free_checked(front, p) };
     }
     // SAFETY: forwarded.
-    unsafe { front::free(c.front, p) }
+    unsafe { front::free(front, p) }
 }
 
 /// Usable bytes of block `p` (0 for null).

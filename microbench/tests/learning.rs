@@ -21,7 +21,7 @@ fn child_entry() {
     let Ok(what) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let scenario = hakmem::scenarios::Scenario::parse(&what).expect("scenario name");
+    let scenario = microbench::scenarios::Scenario::parse(&what).expect("scenario name");
     let before = hakmem::stats::snapshot();
     let f0 = minor_faults();
     let repeat: usize = std::env::var("HAKMEM_LEARNING_REPEAT").map_or(1, |v| v.parse().unwrap());

@@ -142,7 +142,7 @@ pub fn larson(
         .map(|t| {
             let (boxes, barrier) = (boxes.clone(), barrier.clone());
             std::thread::spawn(move || {
-                let mut rng = crate::learn::rng::Rng::new(seed ^ (t as u64 + 1));
+                let mut rng = hakmem::learn::rng::Rng::new(seed ^ (t as u64 + 1));
                 let mut n = 0;
                 for round in 0..rounds {
                     let mine = (t + round) % threads;
@@ -197,7 +197,7 @@ pub fn producer_consumer(a: &'static (dyn GlobalAlloc + Sync), n: usize, seed: u
             }
         }
     });
-    let mut rng = crate::learn::rng::Rng::new(seed);
+    let mut rng = hakmem::learn::rng::Rng::new(seed);
     let mut batch = Vec::with_capacity(BATCH);
     for _ in 0..n {
         let size = 16 + rng.below(497);

@@ -1,0 +1,79 @@
+//! The hakmem decision order for a big block (policy, over the `big` and `learn`
+//! mechanisms): 1. the learner picks the threshold; 2. the BigCache is tried; 3. a fresh
+//! block is mapped, kept on free (`Map`) when the size reaches the threshold, or when this
+//! (site, class) released a block moments ago (its ghost says caching pays), else released
+//! on free (`Heap`). Sampled calls feed their cost back to the learner.
+
+use crate::big::{self, cache, CACHE_MIN};
+use crate::header::Method;
+use crate::learn::{self, elo::Sample, sites, Decision};
+use crate::size_class::MIN_ALIGN;
+use crate::{config, os, site::Site};
+use core::ptr;
+
+/// A big block for `size` bytes at `site`. `zero` asks for zeroed memory (a cache hit is
+/// cleared; a fresh mapping already is). Null when out of memory.
+pub fn alloc(size: usize, align: usize, site: Site, zero: bool) -> *mut u8 {
+    let slot = sites::slot(site);
+    let d = learn::decide(slot, size); // 1. the threshold
+    let t0 = if d.sample { os::now_ns() } else { 0 };
+    let cfg = config::get();
+    let class = cache::class_for_request(size)
+        .filter(|_| cfg.bigcache && align <= MIN_ALIGN && size >= CACHE_MIN);
+    // 2. the BigCache
+    let cached = class.map_or(ptr::null_mut(), |c| big::take_cached(slot, c, site, size));
+    let fresh = cached.is_null();
+    let p = if fresh {
+        map_fresh(size, align, site, slot, class, &d) // 3.
+    } else {
+        cached
+    };
+    if p.is_null() {
+        return p;
+    }
+    sites::on_alloc(slot, size, d.threshold);
+    if d.sample {
+        learn::record(slot, &d, cost(p, fresh, t0));
+    }
+    learn::maybe_tick(d.seq);
+    if d.seq % learn::HEAVY_TICK_EVERY == 0 {
+        big::age_cache(os::now_coarse_ns());
+    }
+    big::announce(p, size, fresh);
+    if zero && !fresh {
+        // SAFETY: the block holds `size` bytes.
+        unsafe { ptr::write_bytes(p, 0, size) };
+    }
+    p
+}
+
+/// 3. map (cacheable, sized to its class) or heap (exact, released on free).
+fn map_fresh(
+    size: usize,
+    align: usize,
+    site: Site,
+    slot: usize,
+    class: Option<usize>,
+    d: &Decision,
+) -> *mut u8 {
+    let (method, capacity) = match class {
+        Some(c)
+            if size >= d.threshold || cache::recently_released(slot, c, os::now_coarse_ns()) =>
+        {
+            (Method::Map, cache::CLASSES[c])
+        }
+        _ => (Method::Heap, size),
+    };
+    big::map(size, capacity, align, method, site)
+}
+
+/// The sampled cost of one big allocation: time, the page faults a fresh mapping will
+/// take, and the bytes mapped.
+fn cost(p: *mut u8, fresh: bool, t0: u64) -> Sample {
+    let span = big::span_of(p as usize);
+    Sample {
+        cpu_ns: (os::now_ns() - t0) as f64,
+        faults: if fresh { (span / os::PAGE) as f64 } else { 0.0 },
+        memory: span as f64,
+    }
+}
