@@ -224,7 +224,7 @@ fn load() {
         .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
         .is_ok()
     {
-        let c = Config::from_env(getenv, |args| crate::diag::eprint_line(args));
+        let c = Config::from_env(getenv, crate::diag::eprint_line);
         // SAFETY: we won the race; nobody reads the value before state becomes 2.
         unsafe { *GLOBAL.value.get() = c };
         GLOBAL.state.store(2, Ordering::Release);

@@ -9,8 +9,8 @@
 
 use crate::front::api;
 use crate::os::PAGE;
-use crate::size_class::MIN_ALIGN;
 use crate::site::Site;
+use crate::size_class::MIN_ALIGN;
 use core::ffi::c_void;
 
 #[inline]

@@ -71,7 +71,7 @@ pub fn bin_of(size: usize) -> usize {
 pub const fn bin_of_computed(size: usize) -> usize {
     if size <= 128 {
         let s = if size == 0 { 1 } else { size };
-        return (s + 15) / 16 - 1;
+        return s.div_ceil(16) - 1;
     }
     let w = size - 1;
     let k = (usize::BITS - 1 - w.leading_zeros()) as usize; // floor(log2(w)) >= 7

@@ -104,7 +104,10 @@ fn calloc_clears_a_block_the_bigcache_hands_back() {
         let q = hak_calloc(size, 1) as *mut u8;
         hit |= q == p;
         let s = unsafe { std::slice::from_raw_parts(q, size) };
-        assert!(s.iter().all(|&b| b == 0), "round {round}: calloc left old bytes");
+        assert!(
+            s.iter().all(|&b| b == 0),
+            "round {round}: calloc left old bytes"
+        );
         unsafe { hak_free(q as *mut c_void) };
     }
     assert!(
@@ -147,7 +150,14 @@ fn aligned_alloc_rejects_non_powers_of_two_with_einval() {
 /// reach fails (EINVAL). `valloc` and `pvalloc` are `memalign(page, …)`.
 #[test]
 fn memalign_valloc_and_pvalloc_follow_glibc() {
-    for (align, want) in [(0usize, 16usize), (1, 16), (3, 16), (24, 32), (1000, 1024), (4096, 4096)] {
+    for (align, want) in [
+        (0usize, 16usize),
+        (1, 16),
+        (3, 16),
+        (24, 32),
+        (1000, 1024),
+        (4096, 4096),
+    ] {
         let p = hak_memalign(align, 100);
         assert!(!p.is_null(), "memalign({align}, 100)");
         assert_eq!(p as usize % want, 0, "memalign({align}, 100) = {p:p}");
@@ -163,7 +173,10 @@ fn memalign_valloc_and_pvalloc_follow_glibc() {
     assert!(!v.is_null() && v as usize % 4096 == 0);
     let pv = hak_pvalloc(0);
     assert!(!pv.is_null() && pv as usize % 4096 == 0);
-    assert!(unsafe { hak_malloc_usable_size(pv) } >= 4096, "pvalloc(0) is one page");
+    assert!(
+        unsafe { hak_malloc_usable_size(pv) } >= 4096,
+        "pvalloc(0) is one page"
+    );
     unsafe {
         hak_free(v);
         hak_free(pv);
@@ -201,7 +214,10 @@ fn huge_alignments_round_trip_exactly_or_fail_with_enomem() {
             hak_free(p);
         }
         hakmem::big::madvise::flush();
-        assert!(!mapped(p as usize), "2^{shift}: block still mapped after free");
+        assert!(
+            !mapped(p as usize),
+            "2^{shift}: block still mapped after free"
+        );
     }
     // The Rust API: a Layout with a 2^33 alignment.
     let l = Layout::from_size_align(64, 1 << 33).unwrap();
@@ -235,12 +251,18 @@ fn requests_past_the_commit_limit_fail_with_enomem() {
         }
         clear_errno();
         let p = hak_malloc(size);
-        assert!(p.is_null(), "malloc(2^{shift}) = {p:p} on a machine of {limit} bytes");
+        assert!(
+            p.is_null(),
+            "malloc(2^{shift}) = {p:p} on a machine of {limit} bytes"
+        );
         assert_eq!(errno(), libc::ENOMEM);
         clear_errno();
         assert!(hak_calloc(size, 1).is_null(), "calloc(2^{shift})");
         let mut q: *mut c_void = ptr::null_mut();
-        assert_eq!(unsafe { hak_posix_memalign(&mut q, 4096, size) }, libc::ENOMEM);
+        assert_eq!(
+            unsafe { hak_posix_memalign(&mut q, 4096, size) },
+            libc::ENOMEM
+        );
         let l = Layout::from_size_align(size, 16).unwrap();
         assert!(alloc_at(l, Site::here()).is_null(), "alloc_at(2^{shift})");
     }

@@ -66,8 +66,10 @@ fn module_files() -> Vec<(String, String)> {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "rs") {
                 let rel = p.strip_prefix(&root).unwrap().with_extension("");
-                let mut parts: Vec<String> =
-                    rel.iter().map(|c| c.to_string_lossy().into_owned()).collect();
+                let mut parts: Vec<String> = rel
+                    .iter()
+                    .map(|c| c.to_string_lossy().into_owned())
+                    .collect();
                 if parts.last().is_some_and(|l| l == "mod") {
                     parts.pop();
                 }
@@ -128,13 +130,21 @@ fn expand(prefix: &str, group: &str, out: &mut Vec<String>) {
 
 /// Every path this file's code names, made absolute (`crate::`-relative, without `crate::`).
 fn paths_named(module: &str, code: &str, children: &[String]) -> Vec<String> {
-    let is_mod_rs = children.iter().any(|c| c.starts_with(&format!("{module}::")));
+    let is_mod_rs = children
+        .iter()
+        .any(|c| c.starts_with(&format!("{module}::")));
     // `super::` is the parent of this file's module: rewrite it as a `crate::` path.
     let mut parts: Vec<&str> = module.split("::").collect();
     parts.pop();
     let parent = parts.join("::");
-    let absolute = if parent.is_empty() { "crate::".to_string() } else { format!("crate::{parent}::") };
-    let flat = code.replace(['\n', '\r'], " ").replace("super::", &absolute);
+    let absolute = if parent.is_empty() {
+        "crate::".to_string()
+    } else {
+        format!("crate::{parent}::")
+    };
+    let flat = code
+        .replace(['\n', '\r'], " ")
+        .replace("super::", &absolute);
     let mut raw = Vec::new();
     let mut rest = flat.as_str();
     while let Some(i) = rest.find("crate::") {
@@ -198,8 +208,14 @@ fn every_module_uses_only_modules_below_it() {
     let files = module_files();
     let names: Vec<String> = files.iter().map(|(m, _)| m.clone()).collect();
     let listed: BTreeSet<&str> = ORDER.iter().copied().collect();
-    let unlisted: Vec<&String> = names.iter().filter(|m| !listed.contains(m.as_str())).collect();
-    assert!(unlisted.is_empty(), "modules missing from ORDER: {unlisted:?}");
+    let unlisted: Vec<&String> = names
+        .iter()
+        .filter(|m| !listed.contains(m.as_str()))
+        .collect();
+    assert!(
+        unlisted.is_empty(),
+        "modules missing from ORDER: {unlisted:?}"
+    );
     let rank = |m: &str| ORDER.iter().position(|o| *o == m).unwrap();
     let mut violations = Vec::new();
     for (module, text) in &files {
@@ -217,13 +233,21 @@ fn every_module_uses_only_modules_below_it() {
     }
     violations.sort();
     violations.dedup();
-    assert!(violations.is_empty(), "layer order broken:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "layer order broken:\n{}",
+        violations.join("\n")
+    );
 }
 
 /// The checker itself: an upward path, a braced group and a `super::` path are all seen.
 #[test]
 fn the_checker_sees_paths_in_every_form() {
-    let names = vec!["pool".to_string(), "pool::heap".to_string(), "pool::page".to_string()];
+    let names = vec![
+        "pool".to_string(),
+        "pool::heap".to_string(),
+        "pool::page".to_string(),
+    ];
     let code = code_of(
         "use crate::{big::cache, lock::{rank, SpinLock}};\n\
          use super::page::Block; // crate::front in a comment\n\
@@ -233,7 +257,13 @@ fn the_checker_sees_paths_in_every_form() {
     got.sort();
     assert_eq!(
         got,
-        ["big::cache", "init::ensure", "lock::SpinLock", "lock::rank", "pool::page::Block"]
+        [
+            "big::cache",
+            "init::ensure",
+            "lock::SpinLock",
+            "lock::rank",
+            "pool::page::Block"
+        ]
     );
     let from_mod = paths_named("pool", "pub use heap::{alloc, free};", &names);
     assert!(

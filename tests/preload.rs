@@ -52,19 +52,15 @@ fn run_plain(mut cmd: Command) -> Output {
     cmd.output().expect("spawn program")
 }
 
-/// The number after `"key":` inside the object `"section":{...}` of a flat stats JSON.
+fn parse(json: &str) -> serde_json::Value {
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("stats JSON: {e}: {json}"))
+}
+
+/// `section.key` of a stats JSON, a count.
 fn stat(json: &str, section: &str, key: &str) -> u64 {
-    let s = &json[json
-        .find(&format!("\"{section}\":{{"))
-        .unwrap_or_else(|| panic!("no {section} in {json}"))..];
-    let s = &s[s
-        .find(&format!("\"{key}\":"))
+    parse(json)[section][key]
+        .as_u64()
         .unwrap_or_else(|| panic!("no {section}.{key} in {json}"))
-        + key.len()
-        + 3..];
-    s[..s.find(|c: char| !c.is_ascii_digit()).unwrap()]
-        .parse()
-        .unwrap()
 }
 
 fn assert_same_and_served(name: &str, plain: &Output, pre: &Output, json: &str, min_allocs: u64) {
@@ -83,7 +79,7 @@ fn assert_same_and_served(name: &str, plain: &Output, pre: &Output, json: &str, 
         plain.stdout == pre.stdout,
         "{name}: output differs under hakmem"
     );
-    assert!(json.contains("\"allocator\":\"hakmem\""), "{json}");
+    assert_eq!(parse(json)["allocator"], "hakmem", "{json}");
     let allocs = stat(json, "pool", "allocs") + stat(json, "big", "allocs");
     assert!(
         allocs >= min_allocs,
@@ -237,18 +233,15 @@ fn two_c_call_sites_get_two_sites_and_bigcache_hits_for_both() {
     let (pre, json) = run_preloaded(Command::new(&exe), &dir);
     assert_same_and_served("two_sites", &plain, &pre, &json, 100);
     // Sites that made 2 MiB allocations (hist bucket 2) and got BigCache hits.
-    let sites = &json[json.find("\"sites\":[{").expect("sites")..];
-    let with_hits: Vec<&str> = sites
-        .split("{\"site\":")
-        .skip(1)
-        .filter(|s| s.contains("\"hist\":[0,0,") && !s.contains("\"bigcache_hits\":0,"))
+    let v = parse(&json);
+    let with_hits: Vec<&serde_json::Value> = v["sites"]
+        .as_array()
+        .expect("sites")
+        .iter()
+        .filter(|s| s["hist"][2].as_u64() > Some(0) && s["bigcache_hits"].as_u64() > Some(0))
         .collect();
     assert_eq!(with_hits.len(), 2, "two sites with BigCache hits: {json}");
-    let ids: Vec<&str> = with_hits
-        .iter()
-        .map(|s| &s[..s.find(',').unwrap()])
-        .collect();
-    assert_ne!(ids[0], ids[1]);
+    assert_ne!(with_hits[0]["site"], with_hits[1]["site"]);
     assert!(stat(&json, "bigcache", "hits") >= 90, "{json}");
 }
 

@@ -12,7 +12,14 @@ fn probe() -> PathBuf {
     let target = root.join("target/valgrind");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let st = Command::new(cargo)
-        .args(["build", "-q", "--example", "valgrind_probe", "--features", "valgrind"])
+        .args([
+            "build",
+            "-q",
+            "--example",
+            "valgrind_probe",
+            "--features",
+            "valgrind",
+        ])
         .env("CARGO_TARGET_DIR", &target)
         .current_dir(root)
         .status()
@@ -45,7 +52,8 @@ fn memcheck_reports_overruns_and_uses_after_free_of_hakmem_blocks() {
     assert!(
         report.contains("Invalid read of size 1")
             && (report.contains("0 bytes after a block of size 64 alloc'd")
-                || report.contains("0 bytes after a recently re-allocated block of size 64 alloc'd")),
+                || report
+                    .contains("0 bytes after a recently re-allocated block of size 64 alloc'd")),
         "{report}"
     );
 

@@ -3,8 +3,8 @@
 //! run. Each allocator is confirmed (`peers::confirm_served`) before it is measured.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use microbench::scenarios::{self, Scenario};
 use microbench::peers::{self, Peer};
+use microbench::scenarios::{self, Scenario};
 use microbench::{probes, workloads};
 use std::alloc::Layout;
 use std::time::Duration;

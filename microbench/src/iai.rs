@@ -1,7 +1,7 @@
 //! Instruction-count results of the gungraun benches, and the CI gate that compares them
 //! with the committed baseline (`microbench/iai-baseline.tsv`).
 
-use crate::json::{self, Json};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -46,24 +46,12 @@ pub fn gated(probe: &str) -> bool {
 pub fn parse_results(text: &str) -> Result<BTreeMap<String, Counts>, String> {
     let mut out = BTreeMap::new();
     for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
-        let v = json::parse(line)?;
-        let id = v
-            .at(&["id"])
-            .and_then(Json::str)
-            .ok_or("summary without id")?;
-        let profile = v
-            .at(&["profiles"])
-            .and_then(Json::arr)
-            .and_then(|a| a.first())
-            .ok_or("no profile")?;
-        let m = profile
-            .at(&["data", "total", "metrics"])
+        let v: Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let id = v["id"].as_str().ok_or("summary without id")?;
+        let m = v
+            .pointer("/profiles/0/data/total/metrics")
             .ok_or("no total metrics")?;
-        let get = |k: &str| {
-            m.at(&[k, "values", "new"])
-                .and_then(Json::num)
-                .unwrap_or(0.0) as u64
-        };
+        let get = |k: &str| m[k]["values"]["new"].as_f64().unwrap_or(0.0) as u64;
         out.insert(
             probe_name(id),
             Counts {

@@ -6,14 +6,15 @@
 //! - `scenarios`: the original hakmem's four scenarios (json, mir, vm, mixed), larson and
 //!   producer/consumer, through any `GlobalAlloc`.
 //! - `probes`: every named path (the steps of both models, the whole paths, the peers).
-//! - `iai`: gungraun results and the instruction-count gate; `json`: a minimal reader.
+//! - `iai`: gungraun results and the instruction-count gate.
+//! - `table`: the one table type, as Markdown or HTML.
 //! - `report`: criterion results as tables and the performance targets.
 
 pub mod iai;
-pub mod json;
 pub mod machine;
 pub mod peers;
 pub mod probes;
 pub mod report;
 pub mod scenarios;
+pub mod table;
 pub mod workloads;

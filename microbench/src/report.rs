@@ -2,7 +2,8 @@
 //! medians, with each hakmem front's ratio to the fastest production peer in the same
 //! group, and the performance targets with their measured ratios.
 
-use crate::json::{self, Json};
+use crate::table::Table;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
@@ -41,31 +42,22 @@ pub fn load(dir: &Path) -> Result<Results, String> {
             } else if p.file_name().is_some_and(|n| n == "benchmark.json")
                 && p.parent().is_some_and(|q| q.ends_with("new"))
             {
-                let read = |f: &Path| -> Result<Json, String> {
-                    json::parse(
-                        &std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?,
-                    )
+                let read = |f: &Path| -> Result<Value, String> {
+                    let text =
+                        std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+                    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", f.display()))
                 };
                 let b = read(&p)?;
                 let est = read(&p.with_file_name("estimates.json"))?;
-                let group = b
-                    .at(&["group_id"])
-                    .and_then(Json::str)
+                let group = b["group_id"].as_str().unwrap_or("?").to_string();
+                let member = b["value_str"]
+                    .as_str()
+                    .or_else(|| b["function_id"].as_str())
                     .unwrap_or("?")
                     .to_string();
-                let member = b
-                    .at(&["value_str"])
-                    .and_then(Json::str)
-                    .or_else(|| b.at(&["function_id"]).and_then(Json::str))
-                    .unwrap_or("?")
-                    .to_string();
-                let elements = b
-                    .at(&["throughput", "Elements"])
-                    .and_then(Json::num)
-                    .unwrap_or(1.0);
-                let ns = est
-                    .at(&["median", "point_estimate"])
-                    .and_then(Json::num)
+                let elements = b["throughput"]["Elements"].as_f64().unwrap_or(1.0);
+                let ns = est["median"]["point_estimate"]
+                    .as_f64()
                     .ok_or("estimates without median")?;
                 out.entry(group).or_default().insert(
                     member,
@@ -220,6 +212,49 @@ pub fn targets(r: &Results, iai_pair64: Option<f64>, rss: RssRatio) -> Vec<Targe
     ]
 }
 
+/// The medians of every group, each hakmem front beside the peers, with the ratio.
+pub fn groups_table(r: &Results) -> Table {
+    let mut t = Table::new(&[
+        "group",
+        "hakmem",
+        "hakmem-reuse",
+        "hakmem-pool",
+        "system",
+        "mimalloc",
+        "jemalloc",
+        "hakmem ÷ fastest peer",
+    ]);
+    for (group, g) in r.iter().filter(|(k, _)| k.as_str() != "probe") {
+        let cell = |m: &str| g.get(m).map_or("–".into(), |x| fmt_ns(x.ns_per_op()));
+        let ratio = match (g.get("hakmem"), fastest_peer(g)) {
+            (Some(h), Some((name, ns))) => format!("{:.2}× ({name})", h.ns_per_op() / ns),
+            _ => "–".into(),
+        };
+        let mut row = vec![format!("{group} (per op)")];
+        row.extend(HAKMEM.iter().chain(PEERS.iter()).map(|m| cell(m)));
+        row.push(ratio);
+        t.push(row);
+    }
+    t
+}
+
+/// The performance targets with their measured values.
+pub fn targets_table(r: &Results, iai_pair64: Option<f64>, rss: RssRatio) -> Table {
+    let mut t = Table::new(&["target", "goal", "measured", "met"]);
+    for x in targets(r, iai_pair64, rss) {
+        let measured = x
+            .measured
+            .map_or("not measured".into(), |m| format!("{m:.2}{}", x.unit));
+        let met = match x.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "–",
+        };
+        t.push(vec![x.what, x.target, measured, met.into()]);
+    }
+    t
+}
+
 /// The whole report as Markdown.
 pub fn markdown(
     r: &Results,
@@ -230,47 +265,15 @@ pub fn markdown(
 ) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Machine: {machine}. Date: {date}. Medians from one `make bench` run (criterion); ratios are hakmem (default front) ÷ the fastest of system, mimalloc and jemalloc in the same group (< 1: hakmem faster).\n");
-    let _ = writeln!(s, "| group | hakmem | hakmem-reuse | hakmem-pool | system | mimalloc | jemalloc | hakmem ÷ fastest peer |");
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
-    for (group, g) in r.iter().filter(|(k, _)| k.as_str() != "probe") {
-        let cell = |m: &str| g.get(m).map_or("–".into(), |x| fmt_ns(x.ns_per_op()));
-        let best = fastest_peer(g);
-        let ratio = match (g.get("hakmem"), best) {
-            (Some(h), Some((name, ns))) => format!("{:.2}× ({name})", h.ns_per_op() / ns),
-            _ => "–".into(),
-        };
-        let _ = writeln!(
-            s,
-            "| {group} (per op) | {} | {} | {} | {} | {} | {} | {ratio} |",
-            cell("hakmem"),
-            cell("hakmem-reuse"),
-            cell("hakmem-pool"),
-            cell("system"),
-            cell("mimalloc"),
-            cell("jemalloc")
-        );
-    }
+    s.push_str(&groups_table(r).markdown());
     if let Some(p) = r.get("probe") {
-        let _ = writeln!(s, "\n| probe | median per operation |\n|---|---:|");
+        let mut t = Table::new(&["probe", "median per operation"]);
         for (name, m) in p {
-            let _ = writeln!(s, "| {name} | {} |", fmt_ns(m.ns_per_op()));
+            t.push(vec![name.clone(), fmt_ns(m.ns_per_op())]);
         }
+        let _ = write!(s, "\n{}", t.markdown());
     }
-    let _ = writeln!(
-        s,
-        "\n| target | goal | measured | met |\n|---|---|---:|---|"
-    );
-    for t in targets(r, iai_pair64, rss) {
-        let measured = t
-            .measured
-            .map_or("not measured".into(), |m| format!("{m:.2}{}", t.unit));
-        let met = match t.met {
-            Some(true) => "yes",
-            Some(false) => "**no**",
-            None => "–",
-        };
-        let _ = writeln!(s, "| {} | {} | {measured} | {met} |", t.what, t.target);
-    }
+    let _ = write!(s, "\n{}", targets_table(r, iai_pair64, rss).markdown());
     s
 }
 

@@ -53,15 +53,21 @@ impl Scenario {
 }
 
 /// Writes one byte in every page of the block, as a program using it would.
+///
+/// # Safety
+/// `p` must be valid for writes of `size` bytes.
 #[inline(never)]
-pub fn touch(p: *mut u8, size: usize) {
+pub unsafe fn touch(p: *mut u8, size: usize) {
     let mut off = 0;
     while off < size {
-        // SAFETY: `off < size` and the block holds `size` bytes.
+        // SAFETY: `off < size`, and the caller guarantees the block holds `size` bytes.
         unsafe { p.add(off).write_volatile(1) };
         off += 4096;
     }
 }
+
+/// One thread's slots in the larson simulation: (block address, size), handed on.
+type Mailbox = Mutex<Vec<(usize, usize)>>;
 
 fn alloc_checked(a: &dyn GlobalAlloc, l: Layout) -> *mut u8 {
     // SAFETY: non-zero layout.
@@ -79,7 +85,8 @@ pub fn churn(a: &dyn GlobalAlloc, size: usize, n: usize) -> usize {
     let l = Layout::from_size_align(size, 16).unwrap();
     for _ in 0..n {
         let p = alloc_checked(a, l);
-        touch(p, size);
+        // SAFETY: a live block of `size` bytes.
+        unsafe { touch(p, size) };
         // SAFETY: allocated above with `l`.
         unsafe { a.dealloc(p, l) };
     }
@@ -104,7 +111,8 @@ pub fn mixed(a: &dyn GlobalAlloc) -> usize {
                 unsafe { a.dealloc(*slot, l) };
             }
             *slot = alloc_checked(a, l);
-            touch(*slot, size);
+            // SAFETY: a live block of `size` bytes.
+            unsafe { touch(*slot, size) };
             n += 1;
         }
     }
@@ -132,7 +140,7 @@ pub fn larson(
     seed: u64,
 ) -> usize {
     const SLOTS: usize = 1000;
-    let boxes: Arc<Vec<Mutex<Vec<(usize, usize)>>>> = Arc::new(
+    let boxes: Arc<Vec<Mailbox>> = Arc::new(
         (0..threads)
             .map(|_| Mutex::new(vec![(0, 0); SLOTS]))
             .collect(),

@@ -86,11 +86,11 @@ fn vm_scenario_default_mode_hits_the_bigcache_and_halves_faults_and_mmaps() {
         default.misses
     );
     assert!(
-        default.json.contains("\"mode\":\"balanced\""),
+        parse(&default.json)["mode"] == "balanced",
         "{}",
         default.json
     );
-    assert!(minimal.json.contains("\"mode\":\"minimal\"") && minimal.hits == 0);
+    assert!(parse(&minimal.json)["mode"] == "minimal" && minimal.hits == 0);
     assert!(
         default.faults * 2 <= minimal.faults,
         "page faults: default {} vs minimal {}",
@@ -114,12 +114,12 @@ fn kill_switches_and_bad_values_take_effect() {
     let no_cache = run("vm", &[("HAKMEM_DISABLE_BIGCACHE", "1")]);
     assert_eq!(no_cache.hits, 0);
     assert!(
-        no_cache.json.contains("\"bigcache\":false"),
+        parse(&no_cache.json)["switches"]["bigcache"] == false,
         "{}",
         no_cache.json
     );
     let no_elo = run("vm", &[("HAKMEM_DISABLE_ELO", "1")]);
-    assert!(no_elo.json.contains("\"elo\":false"));
+    assert!(parse(&no_elo.json)["switches"]["elo"] == false);
     assert!(
         no_elo.hits > 90,
         "fixed 2 MiB threshold still caches 2 MiB blocks"
@@ -134,14 +134,25 @@ fn kill_switches_and_bad_values_take_effect() {
     let warnings: Vec<&str> = err.lines().filter(|l| l.contains("HAKMEM_MODE")).collect();
     assert_eq!(warnings.len(), 1, "one warning line: {err}");
     assert!(warnings[0].contains("minimal|fast|balanced|learning|research"));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("\"mode\":\"balanced\""));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("json "))
+        .unwrap_or_else(|| panic!("no json line in {stdout}"));
+    assert_eq!(parse(json)["mode"], "balanced");
 }
 
-/// The numbers after each `"key":` in `json`.
-fn values(json: &str, key: &str) -> Vec<f64> {
-    json.split(&format!("\"{key}\":"))
-        .skip(1)
-        .map(|s| s[..s.find([',', '}', ']']).unwrap()].parse().unwrap())
+fn parse(json: &str) -> serde_json::Value {
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("stats JSON: {e}: {json}"))
+}
+
+/// `key` of every strategy on the ELO leaderboard of a stats JSON.
+fn elo_values(json: &str, key: &str) -> Vec<f64> {
+    parse(json)["elo"]
+        .as_array()
+        .expect("elo leaderboard")
+        .iter()
+        .map(|s| s[key].as_f64().expect(key))
         .collect()
 }
 
@@ -155,15 +166,15 @@ fn research_mode_rates_strategies_and_pulls_ucb1_arms() {
             ("HAKMEM_LEARNING_REPEAT", "80"),
         ],
     );
-    let ratings = values(&r.json, "rating");
+    let ratings = elo_values(&r.json, "rating");
     let games: f64 = ["wins", "losses", "draws"]
         .iter()
-        .map(|k| values(&r.json, k).iter().sum::<f64>())
+        .map(|k| elo_values(&r.json, k).iter().sum::<f64>())
         .sum();
     assert_eq!(ratings.len(), 12, "{}", r.json);
     assert!(games > 0.0, "ELO played games: {}", r.json);
     // Every call is a sampled decision in research mode: exploration reaches most strategies.
-    let sampled = values(&r.json, "samples")
+    let sampled = elo_values(&r.json, "samples")
         .iter()
         .filter(|&&n| n > 0.0)
         .count();
@@ -176,16 +187,12 @@ fn research_mode_rates_strategies_and_pulls_ucb1_arms() {
         r.json
     );
     assert!(r.hits >= 7900, "hot block kept: {} hits", r.hits);
-    let pulls: f64 = r
-        .json
-        .split("\"pulls\":[")
-        .nth(1)
-        .unwrap()
-        .split(']')
-        .next()
-        .unwrap()
-        .split(',')
-        .map(|x| x.parse::<f64>().unwrap())
+    let pulls: f64 = parse(&r.json)["ucb1"]["sites"]
+        .as_array()
+        .expect("ucb1 sites")
+        .iter()
+        .flat_map(|s| s["pulls"].as_array().expect("pulls").clone())
+        .map(|x| x.as_f64().unwrap())
         .sum();
     assert!(pulls >= 6.0, "UCB1 tried its arms: {}", r.json);
 }

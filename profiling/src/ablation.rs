@@ -2,8 +2,8 @@
 //! under the default configuration and each kill switch, one child process per cell (the
 //! configuration is read once per process).
 
-use microbench::json::{self, Json};
-use std::fmt::Write;
+use microbench::table::Table;
+use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
@@ -22,7 +22,7 @@ pub const WORKLOADS: [&str; 3] = ["reuse_path", "vm", "mixed"];
 pub struct Cell {
     pub config: String,
     pub workload: String,
-    pub result: Result<Json, String>,
+    pub result: Result<Value, String>,
 }
 
 /// Runs `hakprof run-workload` with extra environment (`cold`: no warm-up run); returns
@@ -33,7 +33,7 @@ pub fn run_child(
     reps: usize,
     cold: bool,
     env: &[(&str, &str)],
-) -> Result<Json, String> {
+) -> Result<Value, String> {
     let mut c = Command::new(exe);
     c.args([
         "run-workload",
@@ -70,7 +70,7 @@ pub fn run_child(
         .rev()
         .find(|l| l.starts_with('{'))
         .ok_or("child printed no JSON")?;
-    json::parse(line)
+    serde_json::from_str(line).map_err(|e| format!("child's JSON: {e}"))
 }
 
 pub fn run(exe: &Path, reps: usize, mut progress: impl FnMut(&str)) -> Vec<Cell> {
@@ -88,13 +88,24 @@ pub fn run(exe: &Path, reps: usize, mut progress: impl FnMut(&str)) -> Vec<Cell>
     cells
 }
 
-fn num(v: &Json, k: &str) -> f64 {
-    v.at(&[k]).and_then(Json::num).unwrap_or(f64::NAN)
+fn num(v: &Value, k: &str) -> f64 {
+    v[k].as_f64().unwrap_or(f64::NAN)
 }
 
-/// Markdown: one row per (workload, configuration), with the slowdown against default.
-pub fn table(cells: &[Cell]) -> String {
-    let mut s = String::from("| workload | configuration | median ns/op | vs default | page faults | mmap | munmap | madvise | BigCache hits | hakmem allocations |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+/// One row per (workload, configuration), with the slowdown against default.
+pub fn table(cells: &[Cell]) -> Table {
+    let mut t = Table::new(&[
+        "workload",
+        "configuration",
+        "median ns/op",
+        "vs default",
+        "page faults",
+        "mmap",
+        "munmap",
+        "madvise",
+        "BigCache hits",
+        "hakmem allocations",
+    ]);
     for w in WORKLOADS {
         let base = cells
             .iter()
@@ -106,23 +117,21 @@ pub fn table(cells: &[Cell]) -> String {
                 Ok(v) => {
                     let ns = num(v, "median_ns_per_op");
                     let rel = base.map_or("–".into(), |b| format!("{:.2}×", ns / b));
-                    let _ = writeln!(
-                        s,
-                        "| {w} | {} | {ns:.1} | {rel} | {} | {} | {} | {} | {} | {} |",
-                        c.config,
-                        num(v, "page_faults"),
-                        num(v, "mmap"),
-                        num(v, "munmap"),
-                        num(v, "madvise"),
-                        num(v, "bigcache_hits"),
-                        num(v, "hakmem_allocations")
-                    );
+                    let mut row =
+                        vec![w.to_string(), c.config.to_string(), format!("{ns:.1}"), rel];
+                    for k in ["page_faults", "mmap", "munmap", "madvise", "bigcache_hits"] {
+                        row.push(num(v, k).to_string());
+                    }
+                    row.push(num(v, "hakmem_allocations").to_string());
+                    t.push(row);
                 }
                 Err(e) => {
-                    let _ = writeln!(s, "| {w} | {} | failed: {e} | | | | | | | |", c.config);
+                    let mut row = vec![w.to_string(), c.config.to_string(), format!("failed: {e}")];
+                    row.resize(10, String::new());
+                    t.push(row);
                 }
             }
         }
     }
-    s
+    t
 }

@@ -1,8 +1,8 @@
 //! What hakprof's child processes run: one probe (under perf record or callgrind), or one
 //! workload under the configuration its environment sets (ablation, syscall census).
 
-use microbench::scenarios::Scenario;
 use microbench::probes::{self, Run};
+use microbench::scenarios::Scenario;
 use std::alloc::{GlobalAlloc, Layout};
 use std::time::{Duration, Instant};
 
@@ -98,17 +98,21 @@ pub fn run_workload(name: &str, reps: usize, warm: bool) -> Result<String, Strin
     per_op.sort_by(f64::total_cmp);
     let median = per_op[per_op.len() / 2];
     let s = |a: u64, b: u64| a - b;
-    Ok(format!(
-        "{{\"workload\":\"{name}\",\"mode\":\"{}\",\"bigcache\":{},\"elo\":{},\"reps\":{reps},\"median_ns_per_op\":{median:.2},\"page_faults\":{faults},\"mmap\":{},\"munmap\":{},\"madvise\":{},\"mremap\":{},\"bigcache_hits\":{},\"hakmem_allocations\":{},\"peak_rss_kib\":{}}}",
-        after.config.mode.name(),
-        after.config.bigcache,
-        after.config.elo,
-        s(after.syscalls.mmap, before.syscalls.mmap),
-        s(after.syscalls.munmap, before.syscalls.munmap),
-        s(after.syscalls.madvise, before.syscalls.madvise),
-        s(after.syscalls.mremap, before.syscalls.mremap),
-        s(after.bigcache.hits, before.bigcache.hits),
-        after.allocations() - before.allocations(),
-        peak_rss_kib(),
-    ))
+    Ok(serde_json::json!({
+        "workload": name,
+        "mode": after.config.mode.name(),
+        "bigcache": after.config.bigcache,
+        "elo": after.config.elo,
+        "reps": reps,
+        "median_ns_per_op": median,
+        "page_faults": faults,
+        "mmap": s(after.syscalls.mmap, before.syscalls.mmap),
+        "munmap": s(after.syscalls.munmap, before.syscalls.munmap),
+        "madvise": s(after.syscalls.madvise, before.syscalls.madvise),
+        "mremap": s(after.syscalls.mremap, before.syscalls.mremap),
+        "bigcache_hits": s(after.bigcache.hits, before.bigcache.hits),
+        "hakmem_allocations": after.allocations() - before.allocations(),
+        "peak_rss_kib": peak_rss_kib(),
+    })
+    .to_string())
 }

@@ -6,6 +6,7 @@
 use crate::events::{Availability, EventKind};
 use crate::sim::SimCounts;
 use microbench::probes::{self, Probe};
+use microbench::table::Table;
 use perf_event::events::{Cache, CacheOp, CacheResult, Event, Hardware, Software, WhichCache};
 use perf_event::{Builder, Group};
 use std::collections::BTreeMap;
@@ -219,20 +220,6 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("n/a".into(), |x| format!("{x:.digits$}"))
 }
 
-fn json_num(v: Option<f64>) -> String {
-    v.map_or("null".into(), |x| {
-        if x.is_finite() {
-            format!("{x:.4}")
-        } else {
-            "null".into()
-        }
-    })
-}
-
-fn json_str(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
 /// The fields in output order: (name, value). Hardware ones are None when unavailable.
 pub fn fields(m: &Measurement) -> Vec<(&'static str, Option<f64>)> {
     let sim = m.sim.as_ref();
@@ -257,25 +244,26 @@ pub fn fields(m: &Measurement) -> Vec<(&'static str, Option<f64>)> {
     ]
 }
 
+/// Every measurement as a JSON array of objects: `probe`, `served_by`, `ops`, `scaled` and
+/// each of `fields` (null where unavailable, never 0).
 pub fn to_json(ms: &[Measurement]) -> String {
-    let mut s = String::from("[");
-    for (i, m) in ms.iter().enumerate() {
-        let _ = write!(
-            s,
-            "{}{{\"probe\":{},\"served_by\":{},\"ops\":{},\"scaled\":{}",
-            if i > 0 { "," } else { "" },
-            json_str(&m.probe),
-            json_str(&m.served_by),
-            m.ops,
-            m.scaled
-        );
-        for (k, v) in fields(m) {
-            let _ = write!(s, ",\"{k}\":{}", json_num(v));
-        }
-        s.push('}');
-    }
-    s.push(']');
-    s
+    let rows: Vec<serde_json::Value> = ms
+        .iter()
+        .map(|m| {
+            let mut o = serde_json::Map::new();
+            o.insert("probe".into(), m.probe.clone().into());
+            o.insert("served_by".into(), m.served_by.clone().into());
+            o.insert("ops".into(), m.ops.into());
+            o.insert("scaled".into(), m.scaled.into());
+            for (k, v) in fields(m) {
+                // from_f64 gives None for NaN and infinities: those are null too.
+                let n = v.and_then(serde_json::Number::from_f64);
+                o.insert(k.into(), n.map_or(serde_json::Value::Null, Into::into));
+            }
+            serde_json::Value::Object(o)
+        })
+        .collect();
+    serde_json::Value::Array(rows).to_string()
 }
 
 pub fn to_csv(ms: &[Measurement]) -> String {
@@ -294,19 +282,31 @@ pub fn to_csv(ms: &[Measurement]) -> String {
     s
 }
 
-/// A Markdown table; simulated columns are labelled "(sim)".
-pub fn to_table(ms: &[Measurement]) -> String {
-    let mut s = String::from(
-        "| probe | served by | ns/op | cycles/op | TSC cycles/op | instr/op | IPC | br-miss/op | L1D miss/op | LLC miss/op | instr/op (sim) | L1 miss/op (sim) | LL miss/op (sim) | page faults | ctx sw |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-    );
+/// The counters table; simulated columns are labelled "(sim)", unavailable ones "n/a".
+pub fn table(ms: &[Measurement]) -> Table {
+    let mut t = Table::new(&[
+        "probe",
+        "served by",
+        "ns/op",
+        "cycles/op",
+        "TSC cycles/op",
+        "instr/op",
+        "IPC",
+        "br-miss/op",
+        "L1D miss/op",
+        "LLC miss/op",
+        "instr/op (sim)",
+        "L1 miss/op (sim)",
+        "LL miss/op (sim)",
+        "page faults",
+        "ctx sw",
+    ]);
     for m in ms {
         let sim = m.sim.as_ref();
-        let _ = writeln!(
-            s,
-            "| {} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            m.probe,
-            m.served_by,
-            m.ns,
+        t.push(vec![
+            m.probe.clone(),
+            m.served_by.clone(),
+            format!("{:.2}", m.ns),
             opt(m.cycles, 1),
             opt(m.tsc_cycles, 1),
             opt(m.instructions, 1),
@@ -319,9 +319,9 @@ pub fn to_table(ms: &[Measurement]) -> String {
             opt(sim.map(|s| s.per_op(s.ll_misses)), 3),
             opt(m.page_faults, 0),
             opt(m.context_switches, 0),
-        );
+        ]);
     }
-    s
+    t
 }
 
 #[cfg(test)]
@@ -363,14 +363,15 @@ mod tests {
         assert_eq!(m.ns, 6.0);
         assert_eq!(m.tsc_cycles, Some(15.0));
         assert_eq!(m.page_faults, Some(0.0), "a software zero is a real zero");
-        let table = to_table(&[m.clone()]);
+        let table = table(std::slice::from_ref(&m)).markdown();
         assert!(
             table.contains("| pool_path | hakmem | 6.00 | 20.0 | 15.0 | 50.0 | 2.50 |"),
             "{table}"
         );
         let json = to_json(&[m]);
-        let v = microbench::json::parse(&json).unwrap();
-        assert_eq!(v.arr().unwrap()[0].at(&["ipc"]).unwrap().num(), Some(2.5));
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v[0]["ipc"].as_f64(), Some(2.5));
+        assert_eq!(v[0]["probe"], "pool_path");
     }
 
     #[test]
@@ -380,9 +381,9 @@ mod tests {
             (EventKind::PageFaults, 3, 100, 100),
         ]);
         let m = Measurement::from_raw("reuse_path", "hakmem", &r, None);
-        let json = to_json(&[m.clone()]);
-        let v = microbench::json::parse(&json).unwrap();
-        let o = &v.arr().unwrap()[0];
+        let json = to_json(std::slice::from_ref(&m));
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let o = &v[0];
         for k in [
             "cycles_per_op",
             "instructions_per_op",
@@ -391,10 +392,12 @@ mod tests {
             "l1d_misses_per_op",
             "llc_misses_per_op",
         ] {
-            assert_eq!(o.at(&[k]), Some(&microbench::json::Json::Null), "{k}");
+            assert!(o.get(k).is_some_and(|v| v.is_null()), "{k}: {o}");
         }
-        assert_eq!(o.at(&["page_faults"]).unwrap().num(), Some(3.0));
-        assert!(to_table(&[m.clone()]).contains("| n/a |"));
+        assert_eq!(o["page_faults"].as_f64(), Some(3.0));
+        assert!(table(std::slice::from_ref(&m))
+            .markdown()
+            .contains("| n/a |"));
         assert!(to_csv(&[m]).lines().nth(1).unwrap().contains(",,"));
         // A counter the kernel never scheduled is unknown, not zero.
         let r = raw(&[(EventKind::Cycles, 0, 100, 0)]);

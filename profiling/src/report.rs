@@ -6,7 +6,10 @@ use crate::counters::{self, Measurement};
 use crate::events::Availability;
 use crate::machine::Machine;
 use crate::syscalls::{self, Census};
+use microbench::table::{inline_html, Table};
+use serde::Serialize;
 use std::fmt::Write;
+use tinytemplate::TinyTemplate;
 
 /// A flamegraph file (relative to the report), or why there is none.
 pub struct Picture {
@@ -49,203 +52,144 @@ impl Report {
         }
     }
 
-    pub fn step_table(&self) -> String {
-        let mut s =
-            String::from("| path | step | ns per operation (measured here) |\n|---|---|---:|\n");
+    pub fn step_table(&self) -> Table {
+        let mut t = Table::new(&["path", "step", "ns per operation (measured here)"]);
         for r in &self.steps {
-            let _ = writeln!(s, "| {} | {} | {:.2} |", r.path, r.step, r.ns);
+            t.push(vec![r.path.clone(), r.step.clone(), format!("{:.2}", r.ns)]);
         }
-        s
+        t
     }
 
     pub fn markdown(&self) -> String {
         let m = &self.machine;
+        let quick = if self.quick {
+            " (QUICK run: fewer probes and iterations)"
+        } else {
+            ""
+        };
         let mut s = String::new();
         let _ = writeln!(s, "# hakprof report\n");
         let _ = writeln!(
             s,
-            "Machine: {}, {} cores, Linux {}. Generated {}{}.\n",
-            m.cpu,
-            m.cores,
-            m.kernel,
-            m.date,
-            if self.quick {
-                " (QUICK run: fewer probes and iterations)"
-            } else {
-                ""
-            }
+            "Machine: {}, {} cores, Linux {}. Generated {}{quick}.\n",
+            m.cpu, m.cores, m.kernel, m.date
         );
         let _ = writeln!(s, "{}\n", self.hardware_line());
         if let Some(n) = self.availability.notice() {
-            let _ = writeln!(s, "```\n{}```\n", n);
+            let _ = writeln!(s, "```\n{n}```\n");
         }
         let _ = writeln!(s, "Every probe is confirmed before it is measured: \"served by\" names the allocator whose own ownership test claimed the block (hakmem: its counters moved too).\n");
-        let _ = writeln!(
-            s,
-            "## Counters per operation\n\n{}",
-            counters::to_table(&self.counters)
-        );
+        let counters = counters::table(&self.counters).markdown();
+        let _ = writeln!(s, "## Counters per operation\n\n{counters}");
         let _ = writeln!(s, "![ns per operation](bars.svg)\n");
+        let steps = self.step_table().markdown();
         let _ = writeln!(
             s,
-            "## Where the nanoseconds go: the two models, step by step\n\n{}",
-            self.step_table()
+            "## Where the nanoseconds go: the two models, step by step\n\n{steps}"
         );
-        let _ = writeln!(s, "![steps](steps.svg)\n");
-        let _ = writeln!(s, "## Flamegraphs\n");
+        let _ = writeln!(s, "![steps](steps.svg)\n\n## Flamegraphs\n");
         for p in &self.pictures {
-            match &p.file {
-                Ok(f) => {
-                    let _ = writeln!(s, "- [{}]({f})", p.title);
-                }
-                Err(e) => {
-                    let _ = writeln!(s, "- {}: not drawn: {e}", p.title);
-                }
-            }
+            let _ = match &p.file {
+                Ok(f) => writeln!(s, "- [{}]({f})", p.title),
+                Err(e) => writeln!(s, "- {}: not drawn: {e}", p.title),
+            };
         }
-        let _ = writeln!(
-            s,
-            "\n## Ablation (feature isolation)\n\n{}",
-            ablation::table(&self.ablation)
-        );
-        match &self.syscalls {
-            Ok(c) => {
-                let _ = writeln!(s, "## Syscalls per scenario\n\n{}", syscalls::table(c));
-            }
-            Err(e) => {
-                let _ = writeln!(s, "## Syscalls per scenario\n\nnot measured: {e}\n");
-            }
-        }
+        let ablation = ablation::table(&self.ablation).markdown();
+        let _ = writeln!(s, "\n## Ablation (feature isolation)\n\n{ablation}");
+        let _ = match &self.syscalls {
+            Ok(c) => writeln!(
+                s,
+                "## Syscalls per scenario\n\n{}",
+                syscalls::table(c).markdown()
+            ),
+            Err(e) => writeln!(s, "## Syscalls per scenario\n\nnot measured: {e}\n"),
+        };
         s
     }
 
+    /// `index.html`, from `templates/report.html` (every value escaped; tables rendered by
+    /// `Table::html`).
     pub fn html(&self) -> String {
         let m = &self.machine;
-        let mut s = String::new();
-        let _ = write!(
-            s,
-            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>hakprof report</title><style>{CSS}</style></head><body>\n<h1>hakprof report</h1>\n"
-        );
-        let _ = writeln!(
-            s,
-            "<p class=\"machine\"><b>Machine:</b> {} &middot; {} cores &middot; Linux {} &middot; {}{}</p>",
-            esc(&m.cpu),
-            m.cores,
-            esc(&m.kernel),
-            esc(&m.date),
-            if self.quick { " &middot; QUICK run" } else { "" }
-        );
-        let hw_class = if self.availability.hardware_complete() {
-            "ok"
-        } else {
-            "warn"
+        let page = HtmlPage {
+            css: CSS,
+            cpu: &m.cpu,
+            cores: m.cores,
+            kernel: &m.kernel,
+            date: &m.date,
+            quick: self.quick,
+            hardware_class: if self.availability.hardware_complete() {
+                "ok"
+            } else {
+                "warn"
+            },
+            hardware_line: self.hardware_line(),
+            counters: counters::table(&self.counters).html(),
+            steps: self.step_table().html(),
+            pictures: self
+                .pictures
+                .iter()
+                .map(|p| PictureView {
+                    title: &p.title,
+                    file: p.file.as_ref().ok().map(String::as_str),
+                    error: p.file.as_ref().err().map(String::as_str),
+                })
+                .collect(),
+            ablation: ablation::table(&self.ablation).html(),
+            syscalls: self
+                .syscalls
+                .as_ref()
+                .ok()
+                .map(|c| syscalls::table(c).html()),
+            syscalls_error: self.syscalls.as_ref().err().map(String::as_str),
         };
-        let _ = writeln!(
-            s,
-            "<p class=\"{hw_class}\">{}</p>",
-            md_inline(&self.hardware_line())
-        );
-        let _ = writeln!(s, "<p>Every probe is confirmed before it is measured: <i>served by</i> names the allocator whose own ownership test claimed the block.</p>");
-        let _ = writeln!(
-            s,
-            "<h2>Counters per operation</h2>{}",
-            md_table_to_html(&counters::to_table(&self.counters))
-        );
-        let _ = writeln!(s, "<h2>ns per operation, by path and allocator</h2><img src=\"bars.svg\" alt=\"bar chart\">");
-        let _ = writeln!(
-            s,
-            "<h2>Where the nanoseconds go: the two models, step by step</h2>{}",
-            md_table_to_html(&self.step_table())
-        );
-        let _ = writeln!(s, "<p>Frame widths are the measured per-operation costs above (the original's \"31 ns versus 9 ns\" timeline, remade here).</p><img class=\"flame\" src=\"steps.svg\" alt=\"step flamegraph\">");
-        let _ = writeln!(
-            s,
-            "<h2>Flamegraphs (perf record -e cpu-clock -F 999 -g)</h2>"
-        );
-        for p in &self.pictures {
-            match &p.file {
-                Ok(f) => {
-                    let _ = writeln!(s, "<h3>{}</h3><a href=\"{f}\"><img class=\"flame\" src=\"{f}\" alt=\"{}\"></a>", esc(&p.title), esc(&p.title));
-                }
-                Err(e) => {
-                    let _ = writeln!(
-                        s,
-                        "<h3>{}</h3><p class=\"warn\">not drawn: {}</p>",
-                        esc(&p.title),
-                        esc(e)
-                    );
-                }
-            }
-        }
-        let _ = writeln!(
-            s,
-            "<h2>Ablation (feature isolation)</h2>{}",
-            md_table_to_html(&ablation::table(&self.ablation))
-        );
-        match &self.syscalls {
-            Ok(c) => {
-                let _ = writeln!(
-                    s,
-                    "<h2>Syscalls per scenario</h2>{}",
-                    md_table_to_html(&syscalls::table(c))
-                );
-            }
-            Err(e) => {
-                let _ = writeln!(
-                    s,
-                    "<h2>Syscalls per scenario</h2><p class=\"warn\">not measured: {}</p>",
-                    esc(e)
-                );
-            }
-        }
-        s.push_str("</body></html>\n");
-        s
+        let mut tt = TinyTemplate::new();
+        tt.add_template("report", TEMPLATE)
+            .expect("the report template parses");
+        tt.add_formatter("inline", |v, out| {
+            out.push_str(&inline_html(v.as_str().unwrap_or_default()));
+            Ok(())
+        });
+        tt.render("report", &page)
+            .expect("the report always renders")
     }
 }
 
-const CSS: &str = "body{font-family:sans-serif;margin:2em;max-width:1400px;color:#222}table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 7px}th{background:#eee}td:not(:first-child){text-align:right}.warn{background:#fff4e0;padding:.5em;border-left:4px solid #e90}.ok{background:#e8f7e8;padding:.5em;border-left:4px solid #2a2}.machine{color:#444}img.flame{width:100%;border:1px solid #ddd}";
+const TEMPLATE: &str = include_str!("../templates/report.html");
+const CSS: &str = include_str!("../templates/report.css");
 
+/// What the HTML template reads.
+#[derive(Serialize)]
+struct HtmlPage<'a> {
+    css: &'static str,
+    cpu: &'a str,
+    cores: usize,
+    kernel: &'a str,
+    date: &'a str,
+    quick: bool,
+    hardware_class: &'static str,
+    hardware_line: String,
+    counters: String,
+    steps: String,
+    pictures: Vec<PictureView<'a>>,
+    ablation: String,
+    syscalls: Option<String>,
+    syscalls_error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct PictureView<'a> {
+    title: &'a str,
+    file: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+/// Text for SVG and HTML attributes and content.
 pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-fn md_inline(s: &str) -> String {
-    let mut out = String::new();
-    for (i, part) in esc(s).split("**").enumerate() {
-        if i % 2 == 1 {
-            let _ = write!(out, "<b>{part}</b>");
-        } else {
-            out.push_str(part);
-        }
-    }
-    out
-}
-
-/// A Markdown pipe table as an HTML table.
-pub fn md_table_to_html(md: &str) -> String {
-    let mut s = String::from("<table>");
-    for (i, line) in md.lines().filter(|l| l.starts_with('|')).enumerate() {
-        if i == 1 {
-            continue; // the |---| separator
-        }
-        let cells: Vec<&str> = line
-            .trim()
-            .trim_matches('|')
-            .split('|')
-            .map(str::trim)
-            .collect();
-        let tag = if i == 0 { "th" } else { "td" };
-        s.push_str("<tr>");
-        for c in cells {
-            let _ = write!(s, "<{tag}>{}</{tag}>", md_inline(c));
-        }
-        s.push_str("</tr>");
-    }
-    s.push_str("</table>");
-    s
 }
 
 /// A horizontal bar chart (SVG) of ns per operation.
@@ -266,9 +210,9 @@ pub fn bar_chart(bars: &[(String, f64)], title: &str) -> String {
         } else {
             "#5b8fd9"
         };
-        let _ = write!(
+        let _ = writeln!(
             s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><rect x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\">{ns:.2} ns</text>\n",
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><rect x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\">{ns:.2} ns</text>",
             left - 6.0,
             y + 13.0,
             esc(label),

@@ -3,9 +3,8 @@
 //! Rust runtime, so its counts are at least ours).
 
 use crate::ablation::run_child;
-use microbench::json::Json;
+use microbench::table::Table;
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::path::Path;
 use std::process::Command;
 
@@ -51,7 +50,7 @@ pub fn run(exe: &Path, tmp: &Path, mut progress: impl FnMut(&str)) -> Result<Vec
     for sc in SCENARIOS {
         progress(&format!("syscalls: {sc}"));
         let v = run_child(exe, sc, 1, true, &[])?;
-        let n = |k: &str| v.at(&[k]).and_then(Json::num).unwrap_or(0.0) as u64;
+        let n = |k: &str| v[k].as_f64().unwrap_or(0.0) as u64;
         let ours: BTreeMap<String, u64> = CALLS.iter().map(|c| (c.to_string(), n(c))).collect();
         let strace = if have_strace {
             let file = tmp.join(format!("strace.{sc}.txt"));
@@ -79,10 +78,22 @@ pub fn run(exe: &Path, tmp: &Path, mut progress: impl FnMut(&str)) -> Result<Vec
     Ok(out)
 }
 
-/// Markdown. hakmem's columns count one cold run of the scenario; strace's cover the
-/// whole child (process start-up too); "ok" means strace saw at least as many calls.
-pub fn table(census: &[Census]) -> String {
-    let mut s = String::from("| scenario | hakmem allocations | mmap | munmap | madvise | mremap | strace mmap | strace munmap | strace madvise | strace mremap | cross-check |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
+/// hakmem's columns count one cold run of the scenario; strace's cover the whole child
+/// (process start-up too); "ok" means strace saw at least as many calls.
+pub fn table(census: &[Census]) -> Table {
+    let mut t = Table::new(&[
+        "scenario",
+        "hakmem allocations",
+        "mmap",
+        "munmap",
+        "madvise",
+        "mremap",
+        "strace mmap",
+        "strace munmap",
+        "strace madvise",
+        "strace mremap",
+        "cross-check",
+    ]);
     for c in census {
         let ours: Vec<String> = CALLS.iter().map(|k| c.ours[*k].to_string()).collect();
         let (theirs, check) = match &c.strace {
@@ -105,16 +116,13 @@ pub fn table(census: &[Census]) -> String {
             }
             None => (vec!["–".into(); 4], "strace not installed"),
         };
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {check} |",
-            c.scenario,
-            c.hakmem_allocations,
-            ours.join(" | "),
-            theirs.join(" | ")
-        );
+        let mut row = vec![c.scenario.clone(), c.hakmem_allocations.to_string()];
+        row.extend(ours);
+        row.extend(theirs);
+        row.push(check.into());
+        t.push(row);
     }
-    s
+    t
 }
 
 #[cfg(test)]

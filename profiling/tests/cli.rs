@@ -1,6 +1,6 @@
 //! hakprof as a user runs it.
 
-use microbench::json::{self, Json};
+use serde_json::Value;
 use std::process::Command;
 
 const FIELDS: [&str; 14] = [
@@ -40,19 +40,15 @@ fn counters_json_has_every_field_and_unavailable_ones_are_null() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let v = json::parse(String::from_utf8_lossy(&out.stdout).trim()).expect("valid JSON");
-    let row = &v.arr().unwrap()[0];
-    assert_eq!(row.at(&["probe"]).unwrap().str(), Some("pool_path"));
-    assert!(row
-        .at(&["served_by"])
-        .unwrap()
-        .str()
-        .unwrap()
-        .contains("confirmed"));
+    let v: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).expect("valid JSON");
+    let row = &v[0];
+    assert_eq!(row["probe"].as_str(), Some("pool_path"));
+    assert!(row["served_by"].as_str().unwrap().contains("confirmed"));
     for f in FIELDS {
-        assert!(row.at(&[f]).is_some(), "field {f} missing");
+        assert!(row.get(f).is_some(), "field {f} missing");
     }
-    assert!(row.at(&["ns_per_op"]).unwrap().num().unwrap() > 0.0);
+    assert!(row["ns_per_op"].as_f64().unwrap() > 0.0);
     // Each hardware figure is a number exactly when its event opened; otherwise null, and
     // hakprof said so once on stderr.
     for (field, event) in [
@@ -61,7 +57,7 @@ fn counters_json_has_every_field_and_unavailable_ones_are_null() {
         ("l1d_misses_per_op", "L1-dcache-load-misses"),
     ] {
         let missing = stderr.contains(&format!("  - {event}: "));
-        let is_null = row.at(&[field]) == Some(&Json::Null);
+        let is_null = row.get(field).is_some_and(Value::is_null);
         assert_eq!(
             missing, is_null,
             "{field}: missing={missing} null={is_null}; stderr: {stderr}"
@@ -77,7 +73,7 @@ fn counters_json_has_every_field_and_unavailable_ones_are_null() {
     if stderr.contains("  - cycles: ") {
         // No PMU: simulated cache figures stand in (valgrind is installed by make profile / CI).
         assert!(
-            row.at(&["sim_l1_misses_per_op"]).unwrap().num().is_some(),
+            row["sim_l1_misses_per_op"].as_f64().is_some(),
             "simulated columns filled: {stderr}"
         );
     }

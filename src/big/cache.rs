@@ -277,7 +277,11 @@ mod tests {
             },
             |_| panic!("not cold yet"),
         );
-        assert_eq!(taken_during_warm, vec![None], "the advised block was handed out");
+        assert_eq!(
+            taken_during_warm,
+            vec![None],
+            "the advised block was handed out"
+        );
         // The block is back, and is not advised twice.
         let mut again = 0;
         age(1_000 + 70, 50, 1_000_000, |_| again += 1, |_| {});

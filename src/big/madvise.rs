@@ -18,11 +18,14 @@ struct Batch {
     bytes: usize,
 }
 
-static BATCH: SpinLock<Batch> = SpinLock::new(crate::lock::rank::MADVISE_BATCH, Batch {
-    blocks: [(0, 0); MAX_BLOCKS],
-    len: 0,
-    bytes: 0,
-});
+static BATCH: SpinLock<Batch> = SpinLock::new(
+    crate::lock::rank::MADVISE_BATCH,
+    Batch {
+        blocks: [(0, 0); MAX_BLOCKS],
+        len: 0,
+        bytes: 0,
+    },
+);
 static FLUSHES: AtomicU64 = AtomicU64::new(0);
 
 /// Batches flushed so far.

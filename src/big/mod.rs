@@ -300,6 +300,7 @@ pub unsafe fn resize_in_place(p: *mut u8, new: usize) -> Option<*mut u8> {
     if new > MAX_SIZE || offset != HEADER_SIZE {
         return None;
     }
+    sites::on_resize(sites::slot(Site(h.site)), h.size as usize, new);
     let capacity = span - HEADER_SIZE;
     if new <= capacity && new >= capacity / 2 {
         // SAFETY: live block; only its size field changes.

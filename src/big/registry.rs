@@ -15,11 +15,14 @@ struct Table {
 // SAFETY: the slot array is only touched under the lock.
 unsafe impl Send for Table {}
 
-static TABLE: SpinLock<Table> = SpinLock::new(crate::lock::rank::REGISTRY, Table {
-    slots: ptr::null_mut(),
-    cap: 0,
-    len: 0,
-});
+static TABLE: SpinLock<Table> = SpinLock::new(
+    crate::lock::rank::REGISTRY,
+    Table {
+        slots: ptr::null_mut(),
+        cap: 0,
+        len: 0,
+    },
+);
 
 const MIN_CAP: usize = 1024;
 

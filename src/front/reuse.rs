@@ -141,9 +141,7 @@ pub unsafe fn realloc(p: *mut u8, new: usize, site: Site) -> *mut u8 {
         old
     };
     // SAFETY: `p` is live with `old` usable bytes; the new block is distinct.
-    unsafe {
-        resize::by_copy(p, old, new, || alloc(new, site), |b| free(b))
-    }
+    unsafe { resize::by_copy(p, old, new, || alloc(new, site), |b| free(b)) }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -295,8 +295,8 @@ mod tests {
             (1516.0, 1484.0)
         );
         e.play(0, 1, 1.0); // E = 1/(1+10^(-32/400)) = 0.545922; Δ = 32·0.454078 = 14.5305
-        assert!((e.strategies[0].rating - 1530.530_498).abs() < 1e-5);
-        assert!((e.strategies[1].rating - 1469.469_502).abs() < 1e-5);
+        assert!((e.strategies[0].rating - 1_530.530_498).abs() < 1e-5);
+        assert!((e.strategies[1].rating - 1_469.469_502).abs() < 1e-5);
         e.play(0, 1, 0.5); // a draw against a weaker player costs the favourite
         assert!(e.strategies[0].rating < 1530.53);
         assert_eq!(

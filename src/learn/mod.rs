@@ -84,20 +84,26 @@ struct Life {
     changed: bool,
 }
 
-static BRAIN: SpinLock<Brain> = SpinLock::new(rank::BRAIN, Brain {
-    elo: None,
-    rng: rng::Rng::new(0),
-});
+static BRAIN: SpinLock<Brain> = SpinLock::new(
+    rank::BRAIN,
+    Brain {
+        elo: None,
+        rng: rng::Rng::new(0),
+    },
+);
 static UCB: [SpinLock<Ucb1>; sites::SITES + 1] =
     [const { SpinLock::new(rank::UCB, Ucb1::new(Ucb1Params::DEFAULT)) }; sites::SITES + 1];
-static LIFE: SpinLock<Life> = SpinLock::new(rank::LIFE, Life {
-    lc: None,
-    start_ns: 0,
-    start_calls: 0,
-    p99: p2::P2::EMPTY_P99,
-    p99_canary: p2::P2::EMPTY_P99,
-    changed: false,
-});
+static LIFE: SpinLock<Life> = SpinLock::new(
+    rank::LIFE,
+    Life {
+        lc: None,
+        start_ns: 0,
+        start_calls: 0,
+        p99: p2::P2::EMPTY_P99,
+        p99_canary: p2::P2::EMPTY_P99,
+        changed: false,
+    },
+);
 
 /// Big allocations seen (drives sampling and the heavy tick).
 static CALLS: AtomicU64 = AtomicU64::new(0);

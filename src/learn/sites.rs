@@ -25,6 +25,8 @@ pub struct SiteEntry {
 }
 
 impl SiteEntry {
+    // Only ever an initializer (each use is a fresh value), never shared.
+    #[allow(clippy::declare_interior_mutable_const)]
     const EMPTY: SiteEntry = SiteEntry {
         id: AtomicU32::new(0),
         count: AtomicU64::new(0),
@@ -88,6 +90,11 @@ pub fn on_alloc(i: usize, size: usize, threshold: usize) {
 
 pub fn on_free(i: usize, size: usize) {
     TABLE[i].live.fetch_sub(size as i64, Relaxed);
+}
+
+/// A live block of site `i` changed size in place (`realloc` without a move or by mremap).
+pub fn on_resize(i: usize, old: usize, new: usize) {
+    TABLE[i].live.fetch_add(new as i64 - old as i64, Relaxed);
 }
 
 /// Entries in use.

@@ -242,10 +242,12 @@ pub unsafe fn free(p: *mut u8) {
             // one this size class allocates from (a malloc/free pair loop stays inline).
             // A page record out of use (segment metadata, a free page slot) holds
             // `UNUSED_SENTINEL`, so a stray pointer into it lands here too, and aborts.
-            let in_full = (*page).in_full.get();
-            if ((*page).used.get() == 0 || in_full)
-                && (in_full
-                    || *(*Heap::local(heap)).pages.get_unchecked((*page).bin as usize) != page)
+            if ((*page).used.get() == 0
+                && *(*Heap::local(heap))
+                    .pages
+                    .get_unchecked((*page).bin as usize)
+                    != page)
+                || (*page).in_full.get()
             {
                 free_local_slow(heap, page, p);
             }
@@ -588,13 +590,16 @@ struct Heaps {
 // SAFETY: the raw pointers are only followed under the lock.
 unsafe impl Send for Heaps {}
 
-static HEAPS: SpinLock<Heaps> = SpinLock::new(crate::lock::rank::HEAPS, Heaps {
-    all: ptr::null_mut(),
-    parked: ptr::null_mut(),
-    late: ptr::null_mut(),
-    arena: ptr::null_mut(),
-    arena_left: 0,
-});
+static HEAPS: SpinLock<Heaps> = SpinLock::new(
+    crate::lock::rank::HEAPS,
+    Heaps {
+        all: ptr::null_mut(),
+        parked: ptr::null_mut(),
+        late: ptr::null_mut(),
+        arena: ptr::null_mut(),
+        arena_left: 0,
+    },
+);
 
 /// Gives the calling thread a heap, a parked one if any, else a new one, and makes it the
 /// thread's current heap. `late`: the thread's exit destructor has already run, so no

@@ -92,6 +92,8 @@ const _: () = assert!(core::mem::size_of::<Page>() == 64);
 pub const UNUSED_SENTINEL: u32 = 1;
 
 impl Page {
+    // EMPTY and UNUSED are only ever initializers (each use is a fresh record).
+    #[allow(clippy::declare_interior_mutable_const)]
     pub const EMPTY: Page = Page {
         free: Cell::new(ptr::null_mut()),
         used: Cell::new(0),
@@ -109,6 +111,7 @@ impl Page {
     };
 
     /// A record out of use (a free page slot of a segment).
+    #[allow(clippy::declare_interior_mutable_const)]
     pub const UNUSED: Page = Page {
         used: Cell::new(UNUSED_SENTINEL),
         ..Page::EMPTY
@@ -184,7 +187,10 @@ impl Page {
     /// Owner only (the remote list is read, not taken: another thread may push meanwhile,
     /// which only adds blocks in front of what is walked).
     pub unsafe fn holds_free(&self, b: *mut Block) -> bool {
-        let lists = [self.free.get(), (self.thread_free.load(Ordering::Acquire) & !FULL_BIT) as *mut Block];
+        let lists = [
+            self.free.get(),
+            (self.thread_free.load(Ordering::Acquire) & !FULL_BIT) as *mut Block,
+        ];
         for mut q in lists {
             // SAFETY: every block on either list is a free block of this page; a remote
             // block's link was written before it was published (Release/Acquire).
@@ -426,8 +432,9 @@ mod tests {
         page.retire();
         assert!(!page.in_use.get());
         assert_eq!(page.used.get(), UNUSED_SENTINEL);
-        assert_eq!(Page::UNUSED.used.get(), UNUSED_SENTINEL);
-        assert!(!Page::UNUSED.in_use.get());
+        let fresh = Page::UNUSED;
+        assert_eq!(fresh.used.get(), UNUSED_SENTINEL);
+        assert!(!fresh.in_use.get());
     }
 
     struct Shared(*const Page);
@@ -477,11 +484,18 @@ mod tests {
             }
         }
         let saw_full: Vec<bool> = freers.into_iter().map(|t| t.join().unwrap()).collect();
-        assert!(saw_full.iter().any(|&f| f), "the first freer learns the page was full");
+        assert!(
+            saw_full.iter().any(|&f| f),
+            "the first freer learns the page was full"
+        );
         unsafe {
             assert_eq!(page.collect_remote(), 64);
             assert_eq!(page.used.get(), 16, "the owner's 16 are still out");
-            assert_eq!(page.thread_free.load(Ordering::Relaxed), 0, "FULL bit cleared");
+            assert_eq!(
+                page.thread_free.load(Ordering::Relaxed),
+                0,
+                "FULL bit cleared"
+            );
             let mut back: Vec<usize> = (0..64).map(|_| page.pop() as usize).collect();
             back.sort();
             let mut want = blocks.clone();

@@ -2,8 +2,8 @@
 //! through one allocator in a fresh process and prints the process's peak RSS (VmHWM) in
 //! KiB: what a user of the program would see. `bench-report` runs it per allocator.
 
-use microbench::scenarios::Scenario;
 use microbench::peers;
+use microbench::scenarios::Scenario;
 use std::alloc::Layout;
 
 fn status_kib(key: &str) -> u64 {
