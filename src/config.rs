@@ -235,8 +235,9 @@ fn load() {
     }
 }
 
-/// `getenv` without allocating; values that are not UTF-8 are treated as absent.
-fn getenv(name: &str) -> Option<&'static str> {
+/// `getenv` without allocating; values that are not UTF-8 are treated as absent. The one
+/// reader of the environment for the allocator (its switches and the stats report).
+pub(crate) fn getenv(name: &str) -> Option<&'static str> {
     let mut buf = [0u8; 64];
     let n = name.len().min(63);
     buf[..n].copy_from_slice(&name.as_bytes()[..n]);

@@ -107,6 +107,9 @@ const HINT_END: usize = 0x3000_0000_0000; // 48 TiB
 
 /// Maps `len` bytes aligned to `align` (a power of two ≥ PAGE). Null on failure.
 pub fn map_aligned(len: usize, align: usize) -> *mut u8 {
+    if len.checked_add(align).is_none() {
+        return ptr::null_mut();
+    }
     let hint = ALIGNED_HINT.fetch_add(round_up(len, align), Relaxed);
     if (HINT_START..HINT_END).contains(&hint) {
         let p = map(hint, len);
@@ -160,4 +163,43 @@ pub fn now_ns() -> u64 {
 /// Monotonic time in ns at tick resolution (cheap; for ageing cached blocks).
 pub fn now_coarse_ns() -> u64 {
     clock(libc::CLOCK_MONOTONIC_COARSE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_mappings_are_aligned_and_counted() {
+        for align in [PAGE, 64 << 10, 4 << 20, 32 << 20] {
+            let before = syscall_counts();
+            let p = map_aligned(align, align);
+            assert!(!p.is_null());
+            assert_eq!(p as usize % align, 0, "align {align}");
+            unsafe {
+                p.write(7);
+                p.add(align - 1).write(9);
+                unmap(p, align);
+            }
+            let after = syscall_counts();
+            assert!(after.mmap > before.mmap && after.munmap > before.munmap);
+        }
+        assert!(
+            map_aligned(usize::MAX - PAGE, 1 << 30).is_null(),
+            "overflow: null"
+        );
+    }
+
+    #[test]
+    fn remap_grows_a_mapping_and_keeps_its_bytes() {
+        let p = map(0, PAGE);
+        unsafe {
+            p.write(42);
+            let q = remap(p, PAGE, 64 * PAGE);
+            assert!(!q.is_null());
+            assert_eq!(q.read(), 42);
+            q.add(64 * PAGE - 1).write(1);
+            unmap(q, 64 * PAGE);
+        }
+    }
 }

@@ -228,18 +228,10 @@ fn write_sites(w: &mut impl Write) -> fmt::Result {
     write!(w, "]")
 }
 
-fn env_flag(name: &core::ffi::CStr) -> bool {
-    // SAFETY: the name is NUL-terminated; getenv does not allocate.
-    let v = unsafe { libc::getenv(name.as_ptr()) };
-    // SAFETY: a non-null getenv result is a NUL-terminated string.
-    !v.is_null() && unsafe { *v } != 0 && unsafe { *v } != b'0' as libc::c_char
-}
-
 pub fn report_at_exit() {
-    let want_human = env_flag(c"HAKMEM_STATS");
-    // SAFETY: as in `env_flag`.
-    let path = unsafe { libc::getenv(c"HAKMEM_STATS_JSON".as_ptr()) };
-    if !want_human && path.is_null() {
+    let want_human = config::getenv("HAKMEM_STATS").is_some_and(|v| !v.is_empty() && v != "0");
+    let path = config::getenv("HAKMEM_STATS_JSON");
+    if !want_human && path.is_none() {
         return;
     }
     let snap = snapshot();
@@ -248,10 +240,8 @@ pub fn report_at_exit() {
         let _ = snap.write_human(&mut b);
         diag::write_fd(2, b.as_bytes());
     }
-    if !path.is_null() {
-        // SAFETY: a non-null getenv result is a NUL-terminated string.
-        let path = unsafe { core::ffi::CStr::from_ptr(path) };
-        write_json_file(path.to_bytes(), &snap);
+    if let Some(path) = path {
+        write_json_file(path.as_bytes(), &snap);
     }
 }
 

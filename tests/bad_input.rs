@@ -7,7 +7,7 @@ use hakmem::{alloc_at, free_at, Site};
 use std::alloc::Layout;
 use std::ffi::c_void;
 use std::os::unix::process::ExitStatusExt;
-use std::process::Command;
+mod common;
 use std::ptr;
 
 fn errno() -> i32 {
@@ -446,12 +446,7 @@ fn run_child(case: &str) -> (Option<i32>, String) {
 }
 
 fn run_child_with(case: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, case)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
+    let out = common::run_test_in_child("child_entry", CHILD_ENV, case, env);
     (
         out.status.signal(),
         String::from_utf8_lossy(&out.stderr).into_owned(),

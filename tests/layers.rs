@@ -22,6 +22,7 @@ const ORDER: &[&str] = &[
     "header",
     "site",
     // 3. the pool
+    "pool::list",
     "pool::page",
     "pool::segment",
     "pool::heap",

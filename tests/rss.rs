@@ -2,7 +2,7 @@
 //! processes (each measurement needs a fresh process).
 
 use std::alloc::{GlobalAlloc, Layout};
-use std::process::Command;
+mod common;
 use std::time::{Duration, Instant};
 
 #[global_allocator]
@@ -109,11 +109,7 @@ fn child_entry() {
 }
 
 fn run(case: &str) -> Vec<i64> {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, case)
-        .output()
-        .unwrap();
+    let out = common::run_test_in_child("child_entry", CHILD_ENV, case, &[]);
     assert!(
         out.status.success(),
         "{case}: {}",

@@ -88,7 +88,10 @@ impl Block {
 fn worker(id: u64, ops: usize, to_next: mpsc::Sender<Block>, from_prev: mpsc::Receiver<Block>) {
     let mut rng = Rng::new(0xC0FFEE + id);
     let mut live: Vec<Block> = Vec::new();
-    for _ in 0..ops {
+    for op in 0..ops {
+        if op % 50_000 == 0 {
+            hakmem::pool::heap::check_current(); // the heap's invariants hold mid-run
+        }
         for b in from_prev.try_iter() {
             b.free(); // a cross-thread free
         }
@@ -120,6 +123,7 @@ fn worker(id: u64, ops: usize, to_next: mpsc::Sender<Block>, from_prev: mpsc::Re
     for b in from_prev.iter() {
         b.free();
     }
+    hakmem::pool::heap::check_current();
 }
 
 #[test]
@@ -176,17 +180,12 @@ fn stress_under_every_front_and_mode() {
         &[("HAKMEM_MODE", "learning"), ("HAKMEM_FRONT", "reuse")],
     ];
     for env in variants {
-        let mut c = std::process::Command::new(std::env::current_exe().unwrap());
-        c.args([
-            "--exact",
+        let out = common::run_test_in_child(
             "four_threads_random_sizes_alignments_realloc_and_cross_thread_frees",
-            "--test-threads=1",
-        ])
-        .env("HAKMEM_STRESS_OPS", "100000");
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let out = c.output().unwrap();
+            "HAKMEM_STRESS_OPS",
+            "100000",
+            env,
+        );
         assert!(
             out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
             "stress under {env:?} failed:\n{}\n{}",

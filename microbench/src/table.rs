@@ -44,15 +44,22 @@ impl Table {
 
     /// An HTML `<table>`, every cell escaped (`**…**` becomes `<b>…</b>`).
     pub fn html(&self) -> String {
-        let mut tt = TinyTemplate::new();
+        let mut tt = template_engine();
         tt.add_template("table", HTML)
             .expect("the table template parses");
-        tt.add_formatter("inline", |v, out| {
-            out.push_str(&inline_html(v.as_str().unwrap_or_default()));
-            Ok(())
-        });
         tt.render("table", self).expect("a table always renders")
     }
+}
+
+/// A template engine with the `inline` formatter (`{ x | inline }`: escaped text with
+/// `**…**` as `<b>…</b>`), for the tables and the report page.
+pub fn template_engine() -> TinyTemplate<'static> {
+    let mut tt = TinyTemplate::new();
+    tt.add_formatter("inline", |v, out| {
+        out.push_str(&inline_html(v.as_str().unwrap_or_default()));
+        Ok(())
+    });
+    tt
 }
 
 /// Text as HTML: escaped, with `**…**` as `<b>…</b>`.

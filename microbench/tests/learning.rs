@@ -1,7 +1,8 @@
 //! The learning layer end to end, each configuration in its own child process (the
 //! configuration is read once per process, from the environment).
 
-use std::process::Command;
+#[path = "../../tests/common/mod.rs"]
+mod common;
 
 const CHILD_ENV: &str = "HAKMEM_LEARNING_CHILD";
 
@@ -46,13 +47,7 @@ struct Run {
 }
 
 fn run(scenario: &str, env: &[(&str, &str)]) -> Run {
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, scenario);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let out = c.output().unwrap();
+    let out = common::run_test_in_child("child_entry", CHILD_ENV, scenario, env);
     assert!(
         out.status.success(),
         "child failed: {}",
@@ -124,12 +119,12 @@ fn kill_switches_and_bad_values_take_effect() {
         no_elo.hits > 90,
         "fixed 2 MiB threshold still caches 2 MiB blocks"
     );
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "json")
-        .env("HAKMEM_MODE", "ludicrous")
-        .output()
-        .unwrap();
+    let out = common::run_test_in_child(
+        "child_entry",
+        CHILD_ENV,
+        "json",
+        &[("HAKMEM_MODE", "ludicrous")],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     let warnings: Vec<&str> = err.lines().filter(|l| l.contains("HAKMEM_MODE")).collect();
     assert_eq!(warnings.len(), 1, "one warning line: {err}");

@@ -6,10 +6,9 @@ use crate::counters::{self, Measurement};
 use crate::events::Availability;
 use crate::machine::Machine;
 use crate::syscalls::{self, Census};
-use microbench::table::{inline_html, Table};
+use microbench::table::{template_engine, Table};
 use serde::Serialize;
 use std::fmt::Write;
-use tinytemplate::TinyTemplate;
 
 /// A flamegraph file (relative to the report), or why there is none.
 pub struct Picture {
@@ -143,13 +142,9 @@ impl Report {
                 .map(|c| syscalls::table(c).html()),
             syscalls_error: self.syscalls.as_ref().err().map(String::as_str),
         };
-        let mut tt = TinyTemplate::new();
+        let mut tt = template_engine();
         tt.add_template("report", TEMPLATE)
             .expect("the report template parses");
-        tt.add_formatter("inline", |v, out| {
-            out.push_str(&inline_html(v.as_str().unwrap_or_default()));
-            Ok(())
-        });
         tt.render("report", &page)
             .expect("the report always renders")
     }

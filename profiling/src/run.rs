@@ -242,6 +242,28 @@ pub struct ReportOptions {
     pub out: PathBuf,
 }
 
+/// Step probes a QUICK report adds for its step graph (cheap).
+const QUICK_STEP_PROBES: [&str; 6] = [
+    "site_hash",
+    "learner_decide",
+    "header_write",
+    "header_verify",
+    "freelist_pop",
+    "freelist_push",
+];
+
+/// Probes whose flamegraphs a QUICK report draws.
+const QUICK_FLAME_PROBES: [&str; 4] = [
+    "pool_path",
+    "reuse_path",
+    "pair64/hakmem",
+    "pair64/mimalloc",
+];
+
+fn by_names(names: &[&str]) -> Vec<Probe> {
+    names.iter().filter_map(|n| probes::by_name(n)).collect()
+}
+
 /// Runs everything with a progress line per step and writes the report.
 pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
     let t0 = Instant::now();
@@ -250,67 +272,19 @@ pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
     std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
     let progress = |s: &str| eprintln!("[{:>5.1}s] {s}", t0.elapsed().as_secs_f64());
     let machine = machine::describe(); // before counters() pins us to one CPU
-    let mut probes = select(&[], o.quick)?;
-    if o.quick {
-        // The step graph needs the step probes too (cheap).
-        for n in [
-            "site_hash",
-            "learner_decide",
-            "header_write",
-            "header_verify",
-            "freelist_pop",
-            "freelist_push",
-        ] {
-            probes.push(probes::by_name(n).unwrap());
-        }
-    }
-    let copts = CounterOptions {
-        iters: if o.quick { 200 } else { 2000 },
-        sim: true,
-        sim_iters: if o.quick { 5 } else { 20 },
-    };
-    let (availability, ms) = counters(&probes, &copts, &tmp, progress);
-    let _ = std::fs::write(o.out.join("counters.json"), counters::to_json(&ms));
-    let bars: Vec<(String, f64)> = ms
-        .iter()
-        .filter(|m| m.probe.contains('/') || m.probe.ends_with("_path"))
-        .map(|m| (m.probe.clone(), m.ns))
-        .collect();
-    std::fs::write(
-        o.out.join("bars.svg"),
-        report::bar_chart(
-            &bars,
-            "ns per operation (64 B), by path and allocator — measured here",
-        ),
-    )
-    .map_err(|e| e.to_string())?;
+    let (availability, ms) = counters_and_bars(o, &tmp, progress)?;
     let (step_rows, step_pic) = steps(&ms, &o.out);
-    let flame_probes: Vec<Probe> = if o.quick {
-        [
-            "pool_path",
-            "reuse_path",
-            "pair64/hakmem",
-            "pair64/mimalloc",
-        ]
-        .iter()
-        .filter_map(|n| probes::by_name(n))
-        .collect()
-    } else {
-        probes::all()
-    };
-    let pictures = flames(
-        &flame_probes,
-        if o.quick { 0.4 } else { 1.0 },
-        &o.out,
-        &tmp,
-        progress,
-    );
     if let Err(e) = &step_pic.file {
         eprintln!("hakprof: step flamegraph not drawn: {e}");
     }
+    let flame_probes = if o.quick {
+        by_names(&QUICK_FLAME_PROBES)
+    } else {
+        probes::all()
+    };
+    let seconds = if o.quick { 0.4 } else { 1.0 };
+    let pictures = flames(&flame_probes, seconds, &o.out, &tmp, progress);
     let exe = crate::self_exe();
-    let cells = ablation::run(&exe, if o.quick { 3 } else { 9 }, progress);
-    let census = syscalls::run(&exe, &tmp, progress);
     let r = Report {
         machine,
         quick: o.quick,
@@ -318,15 +292,41 @@ pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
         counters: ms,
         steps: step_rows,
         pictures,
-        ablation: cells,
-        syscalls: census,
+        ablation: ablation::run(&exe, if o.quick { 3 } else { 9 }, progress),
+        syscalls: syscalls::run(&exe, &tmp, progress),
     };
     std::fs::write(o.out.join("report.md"), r.markdown()).map_err(|e| e.to_string())?;
-    std::fs::write(o.out.join("index.html"), r.html()).map_err(|e| e.to_string())?;
+    let index = o.out.join("index.html");
+    std::fs::write(&index, r.html()).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir_all(&tmp);
-    progress(&format!(
-        "report: wrote {}",
-        o.out.join("index.html").display()
-    ));
-    Ok(o.out.join("index.html"))
+    progress(&format!("report: wrote {}", index.display()));
+    Ok(index)
+}
+
+/// The counters of every probe of the report (`counters.json`), and their bar chart.
+fn counters_and_bars(
+    o: &ReportOptions,
+    tmp: &Path,
+    progress: impl Fn(&str),
+) -> Result<(Availability, Vec<Measurement>), String> {
+    let mut probes = select(&[], o.quick)?;
+    if o.quick {
+        probes.extend(by_names(&QUICK_STEP_PROBES)); // the step graph needs them
+    }
+    let copts = CounterOptions {
+        iters: if o.quick { 200 } else { 2000 },
+        sim: true,
+        sim_iters: if o.quick { 5 } else { 20 },
+    };
+    let (availability, ms) = counters(&probes, &copts, tmp, progress);
+    let _ = std::fs::write(o.out.join("counters.json"), counters::to_json(&ms));
+    let bars: Vec<(String, f64)> = ms
+        .iter()
+        .filter(|m| m.probe.contains('/') || m.probe.ends_with("_path"))
+        .map(|m| (m.probe.clone(), m.ns))
+        .collect();
+    let title = "ns per operation (64 B), by path and allocator — measured here";
+    std::fs::write(o.out.join("bars.svg"), report::bar_chart(&bars, title))
+        .map_err(|e| e.to_string())?;
+    Ok((availability, ms))
 }

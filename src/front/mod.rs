@@ -146,14 +146,11 @@ pub unsafe fn realloc(front: Front, p: *mut u8, new: usize, site: Site) -> *mut 
         }
         usable
     } else {
-        let old = big::checked_usable_size("realloc", p);
-        if new > POOL_MAX {
-            // SAFETY: a live big block (checked just above).
-            if let Some(q) = unsafe { big::resize_in_place(p, new) } {
-                return q;
-            }
+        // SAFETY: not a pool block, so a big block (checked inside).
+        match unsafe { resize::big_in_place(p, new, POOL_MAX) } {
+            Ok(q) => return q,
+            Err(old) => old,
         }
-        old
     };
     // SAFETY: `p` is live with `old` usable bytes; the new block is distinct.
     unsafe {
@@ -185,5 +182,67 @@ pub unsafe fn realloc_layout(front: Front, p: *mut u8, l: Layout, new: usize) ->
             || alloc(front, new, l.align(), Site::UNKNOWN, false),
             |b| free(front, b),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::big::registry;
+    use crate::header::{AllocHeader, Method};
+
+    /// Each front sends each size where its design says, and takes it back the same way.
+    #[test]
+    fn each_front_dispatches_sizes_to_the_pool_or_to_big_blocks() {
+        let site = Site::here();
+        for (front, size, align, pooled) in [
+            (Front::Auto, 64, 16, true),
+            (Front::Auto, 200 << 10, 16, true),
+            (Front::Auto, 3 << 20, 16, false),
+            (Front::Auto, 100, 4096, true), // an aligned pool class
+            (Front::Pool, 3 << 20, 16, false),
+            (Front::Reuse, 64, 16, true),
+            (Front::Reuse, 3 << 20, 16, false),
+        ] {
+            let p = alloc(front, size, align, site, false);
+            assert!(!p.is_null() && p as usize % align == 0, "{front:?} {size}");
+            assert_eq!(segment::is_pool(p), pooled, "{front:?} {size}");
+            assert_eq!(registry::contains(p), !pooled, "{front:?} {size}");
+            unsafe {
+                assert!(usable_size(front, p) >= size);
+                if front == Front::Reuse || !pooled {
+                    assert!(AllocHeader::verify(p), "{front:?} {size}: a header");
+                }
+                if front == Front::Pool && !pooled {
+                    assert_eq!((*AllocHeader::of(p)).method, Method::Heap, "never cached");
+                }
+                p.write_bytes(0x5A, size);
+                free(front, p);
+            }
+            if !pooled && registry::contains(p) {
+                // Kept by the BigCache (its mapping and registry entry stay), never live.
+                let state = unsafe { (*AllocHeader::of(p)).state };
+                assert_eq!(state, crate::header::State::Cached, "{front:?} {size}");
+                assert_ne!(front, Front::Pool, "the pool front never caches");
+            }
+        }
+    }
+
+    #[test]
+    fn zeroed_allocations_are_zero_and_realloc_keeps_the_bytes() {
+        for front in [Front::Auto, Front::Pool, Front::Reuse] {
+            let p = alloc(front, 5000, 16, Site::UNKNOWN, false);
+            unsafe {
+                p.write_bytes(0xEE, 5000);
+                free(front, p);
+                let z = alloc(front, 5000, 16, Site::UNKNOWN, true);
+                assert!(core::slice::from_raw_parts(z, 5000).iter().all(|&b| b == 0));
+                z.write_bytes(3, 5000);
+                let r = realloc(front, z, 1 << 20, Site::UNKNOWN);
+                assert!(core::slice::from_raw_parts(r, 5000).iter().all(|&b| b == 3));
+                free(front, r);
+            }
+        }
     }
 }

@@ -131,14 +131,11 @@ pub unsafe fn realloc(p: *mut u8, new: usize, site: Site) -> *mut u8 {
         // SAFETY: a pool block with its header in front.
         unsafe { usable_size(p) }
     } else {
-        let old = big::checked_usable_size("realloc", p);
-        if new > SMALL_MAX {
-            // SAFETY: a live big block (checked just above).
-            if let Some(q) = unsafe { big::resize_in_place(p, new) } {
-                return q;
-            }
+        // SAFETY: not a pool block, so a big block (checked inside).
+        match unsafe { resize::big_in_place(p, new, SMALL_MAX) } {
+            Ok(q) => return q,
+            Err(old) => old,
         }
-        old
     };
     // SAFETY: `p` is live with `old` usable bytes; the new block is distinct.
     unsafe { resize::by_copy(p, old, new, || alloc(new, site), |b| free(b)) }

@@ -10,6 +10,7 @@
 //! thread that has none, and the layer above (`init::attach_thread`, through the front)
 //! attaches one (`attach`) and parks it at thread exit (`detach`).
 
+use super::list::List;
 use super::page::{Block, Page, PageQueue};
 use super::segment::{self, PageKind, Segment, KINDS};
 use crate::lock::SpinLock;
@@ -71,11 +72,11 @@ pub struct Local {
     /// Pages with no free block left.
     pub full: PageQueue,
     /// Per page kind: segments with at least one free page slot.
-    pub segments: [*mut Segment; KINDS],
+    pub segments: [List<Segment>; KINDS],
     /// Per page kind: recently emptied segments, kept so a program that frees and then
     /// allocates again reuses them without map, unmap or page faults (mimalloc's delayed
     /// purge); older than `PURGE_NS` or beyond `MAX_EMPTY`, they are unmapped.
-    pub empty: [EmptySegments; KINDS],
+    pub empty: [List<Segment>; KINDS],
 }
 
 impl Heap {
@@ -90,81 +91,26 @@ impl Heap {
     }
 }
 
-/// Empty segments of one kind, newest first (a doubly linked list through `next`/`prev`).
-#[derive(Clone, Copy)]
-pub struct EmptySegments {
-    newest: *mut Segment,
-    oldest: *mut Segment,
-    count: usize,
-}
-
 /// Empty segments kept per kind at most, and for at most this long.
 pub const MAX_EMPTY: usize = 8;
 pub const PURGE_NS: u64 = 200_000_000;
 
-impl EmptySegments {
-    const NONE: EmptySegments = EmptySegments {
-        newest: ptr::null_mut(),
-        oldest: ptr::null_mut(),
-        count: 0,
-    };
-
-    /// # Safety
-    /// `seg` must be an empty segment of the heap, on no list.
-    unsafe fn push(&mut self, seg: *mut Segment, now: u64) {
-        // SAFETY: `seg` and the list's segments are live, empty segments of this heap.
-        unsafe {
-            (*seg).emptied_at_ns = now;
-            (*seg).prev = ptr::null_mut();
-            (*seg).next = self.newest;
-            if self.newest.is_null() {
-                self.oldest = seg;
-            } else {
-                (*self.newest).prev = seg;
-            }
-        }
-        self.newest = seg;
-        self.count += 1;
-    }
-
-    /// The most recently emptied segment (its pages are the likeliest to be resident).
-    unsafe fn pop_newest(&mut self) -> *mut Segment {
-        let seg = self.newest;
-        if !seg.is_null() {
-            // SAFETY: a live segment on this list.
-            unsafe {
-                self.newest = (*seg).next;
-                if self.newest.is_null() {
-                    self.oldest = ptr::null_mut();
-                } else {
-                    (*self.newest).prev = ptr::null_mut();
-                }
-                (*seg).next = ptr::null_mut();
-            }
-            self.count -= 1;
-        }
-        seg
-    }
-
-    /// Unmaps the segments that waited too long, or are too many; all of them if `all`.
-    unsafe fn purge(&mut self, now: u64, all: bool) {
-        // SAFETY: segments on this list are empty, live and ours.
-        unsafe {
-            while !self.oldest.is_null()
-                && (all
-                    || self.count > MAX_EMPTY
-                    || now.saturating_sub((*self.oldest).emptied_at_ns) > PURGE_NS)
-            {
-                let seg = self.oldest;
-                self.oldest = (*seg).prev;
-                if self.oldest.is_null() {
-                    self.newest = ptr::null_mut();
-                } else {
-                    (*self.oldest).next = ptr::null_mut();
-                }
-                self.count -= 1;
-                segment::destroy(seg);
-            }
+/// Unmaps the cached empty segments (newest first on `list`) that waited longer than
+/// `PURGE_NS`, or are more than `MAX_EMPTY`; all of them if `all`.
+///
+/// # Safety
+/// `list` must be one of the calling thread's heap's lists of empty segments.
+unsafe fn purge(list: &mut List<Segment>, now: u64, all: bool) {
+    // SAFETY: segments on this list are empty, live and ours.
+    unsafe {
+        while !list.last.is_null()
+            && (all
+                || list.len > MAX_EMPTY
+                || now.saturating_sub((*list.last).emptied_at_ns) > PURGE_NS)
+        {
+            let seg = list.last;
+            list.remove(seg);
+            segment::destroy(seg);
         }
     }
 }
@@ -330,7 +276,7 @@ unsafe fn alloc_slow(bin: usize) -> *mut u8 {
     // SAFETY: `heap` is this thread's live heap.
     unsafe {
         purge_idle_segments(&mut *Heap::local(heap));
-        let page = find_page(heap, bin);
+        let page = debug_check(find_page(heap, bin));
         if page.is_null() {
             return ptr::null_mut();
         }
@@ -353,13 +299,13 @@ pub fn purge_idle_segments_of_this_thread() {
 /// Unmaps cached empty segments that have waited longer than `PURGE_NS` (checked on the
 /// slow path, so a program that freed a large working set gives it back as it goes on).
 unsafe fn purge_idle_segments(h: &mut Local) {
-    if h.empty.iter().all(|e| e.count == 0) {
+    if h.empty.iter().all(|e| e.len == 0) {
         return;
     }
     let now = os::now_coarse_ns();
     for e in h.empty.iter_mut() {
         // SAFETY: the heap's own empty segments.
-        unsafe { e.purge(now, false) };
+        unsafe { purge(e, now, false) };
     }
 }
 
@@ -406,6 +352,16 @@ unsafe fn find_page(heap: *mut Heap, bin: usize) -> *mut Page {
         h.pages[bin] = p;
         p
     }
+}
+
+/// Debug builds check every page the slow path hands out.
+#[inline]
+unsafe fn debug_check(page: *mut Page) -> *mut Page {
+    if cfg!(debug_assertions) && !page.is_null() {
+        // SAFETY: a live page of this thread's heap.
+        unsafe { (*page).check() };
+    }
+    page
 }
 
 /// Moves an exhausted page from its queue to the full list. Returns true if instead
@@ -499,11 +455,12 @@ unsafe fn new_page(owner: *mut Heap, h: &mut Local, bin: usize) -> *mut Page {
     let k = kind as usize;
     // SAFETY: segments on the heap's lists are live and owned by it.
     unsafe {
-        let mut seg = h.segments[k];
+        let mut seg = h.segments[k].first;
         if seg.is_null() {
-            seg = h.empty[k].pop_newest();
+            // The most recently emptied segment first: its pages are the likeliest resident.
+            seg = h.empty[k].pop_front();
             if seg.is_null() {
-                h.empty[k].purge(os::now_coarse_ns(), false);
+                purge(&mut h.empty[k], os::now_coarse_ns(), false);
                 seg = segment::create(kind, owner as *mut ());
             }
             if seg.is_null() {
@@ -534,42 +491,28 @@ unsafe fn release_page(h: &mut Local, page: *mut Page) {
             remove_segment(h, seg);
             let k = (*seg).kind as usize;
             let now = os::now_coarse_ns();
-            h.empty[k].push(seg, now);
-            h.empty[k].purge(now, false);
+            (*seg).emptied_at_ns = now;
+            h.empty[k].push_front(seg);
+            purge(&mut h.empty[k], now, false);
         }
     }
 }
 
+/// Puts `seg` on the heap's list of segments with free page slots for its kind.
 unsafe fn push_segment(h: &mut Local, seg: *mut Segment) {
-    let k = unsafe { (*seg).kind as usize };
-    // SAFETY: `seg` and the list's head are live segments of `h`.
+    // SAFETY: `seg` is a live segment of `h`, on no list.
     unsafe {
-        (*seg).prev = ptr::null_mut();
-        (*seg).next = h.segments[k];
-        if !h.segments[k].is_null() {
-            (*h.segments[k]).prev = seg;
-        }
+        h.segments[(*seg).kind as usize].push_front(seg);
         (*seg).in_free_list = true;
     }
-    h.segments[k] = seg;
 }
 
+/// Takes `seg` off the heap's list of segments with free page slots.
 unsafe fn remove_segment(h: &mut Local, seg: *mut Segment) {
-    // SAFETY: `seg` is on `h`'s list for its kind; its neighbours are live.
+    // SAFETY: `seg` is on `h`'s list for its kind.
     unsafe {
-        let k = (*seg).kind as usize;
-        let (prev, next) = ((*seg).prev, (*seg).next);
-        if prev.is_null() {
-            h.segments[k] = next;
-        } else {
-            (*prev).next = next;
-        }
-        if !next.is_null() {
-            (*next).prev = prev;
-        }
+        h.segments[(*seg).kind as usize].remove(seg);
         (*seg).in_free_list = false;
-        (*seg).next = ptr::null_mut();
-        (*seg).prev = ptr::null_mut();
     }
 }
 
@@ -724,8 +667,8 @@ fn new_heap(g: &mut Heaps) -> *mut Heap {
                 pages: [empty_page(); NBINS],
                 queues: [PageQueue::EMPTY; NBINS],
                 full: PageQueue::EMPTY,
-                segments: [ptr::null_mut(); KINDS],
-                empty: [EmptySegments::NONE; KINDS],
+                segments: [List::EMPTY; KINDS],
+                empty: [List::EMPTY; KINDS],
             }),
             remote_full_pending: AtomicBool::new(false),
             stats: HeapStats::default(),
@@ -758,6 +701,75 @@ pub unsafe fn detach(heap: *mut Heap) {
     }
 }
 
+/// Checks the calling thread's heap and panics naming the first broken invariant (a no-op
+/// on a thread without a heap). The stress tests call it; debug builds check each page the
+/// slow path hands out.
+pub fn check_current() {
+    let heap = current();
+    if !heap.is_null() {
+        // SAFETY: this thread's own heap.
+        unsafe { check(heap) };
+    }
+}
+
+/// Every page on the heap's lists is in use, of its list's class, consistent
+/// (`Page::check`); each size class's current page is on its queue; every segment with
+/// free slots is the heap's, in the segment map, with `used_pages` right; cached empty
+/// segments are empty.
+///
+/// # Safety
+/// `heap` must be the calling thread's heap.
+unsafe fn check(heap: *mut Heap) {
+    // SAFETY: the owner's own state; every page and segment on its lists is live.
+    unsafe {
+        let h = &*Heap::local(heap);
+        for bin in 0..NBINS {
+            let mut p = h.queues[bin].first;
+            while !p.is_null() {
+                assert!(
+                    (*p).bin as usize == bin && !(*p).in_full.get(),
+                    "page {p:p} on queue {bin}: bin {}, in_full {}",
+                    (*p).bin,
+                    (*p).in_full.get()
+                );
+                (*p).check();
+                p = (*p).next.get();
+            }
+            let current = h.pages[bin];
+            assert!(
+                current == empty_page() || h.queues[bin].contains(current),
+                "current page {current:p} of class {bin} is not on its queue"
+            );
+        }
+        let mut p = h.full.first;
+        while !p.is_null() {
+            assert!(
+                (*p).in_full.get(),
+                "page {p:p} on the full list is not marked full"
+            );
+            (*p).check();
+            p = (*p).next.get();
+        }
+        for k in 0..KINDS {
+            let mut seg = h.segments[k].first;
+            while !seg.is_null() {
+                segment::check(seg, heap as *mut ());
+                assert!(
+                    (*seg).in_free_list && !segment::is_full(seg),
+                    "segment {seg:p}"
+                );
+                seg = (*seg).next;
+            }
+            let mut seg = h.empty[k].first;
+            while !seg.is_null() {
+                segment::check(seg, heap as *mut ());
+                assert_eq!((*seg).used_pages, 0, "cached empty segment {seg:p} in use");
+                seg = (*seg).next;
+            }
+        }
+    }
+}
+
 /// Takes back remote frees and releases every empty page and every empty segment.
 unsafe fn release_empty_pages(h: &mut Local) {
     // SAFETY: every page on `h`'s lists is live and owned by `h`, i.e. this thread.
@@ -777,7 +789,7 @@ unsafe fn release_empty_pages(h: &mut Local) {
             }
         }
         for k in 0..KINDS {
-            h.empty[k].purge(0, true);
+            purge(&mut h.empty[k], 0, true);
         }
     }
 }

@@ -6,6 +6,7 @@
 //!   owner's full list", so a remote freer learns in the same CAS that it must wake the
 //!   owner (see `heap::free_remote`).
 
+use super::list::{List, Node};
 use crate::track;
 use core::cell::Cell;
 use core::ptr;
@@ -180,6 +181,47 @@ impl Page {
             && off % self.block_size == 0
     }
 
+    /// Checks the record's invariants and panics naming the first one broken (debug builds
+    /// and the stress tests run it): in use, `used <= capacity <= reserved`, and the
+    /// owner's free list holds exactly `capacity - used` distinct block starts of this page
+    /// (blocks other threads freed count as used until collected).
+    ///
+    /// # Safety
+    /// Owner only.
+    pub unsafe fn check(&self) {
+        assert!(self.in_use.get(), "page {:p}: not in use", self);
+        let (used, capacity) = (self.used.get(), self.capacity.get());
+        assert!(
+            used <= capacity && capacity <= self.reserved,
+            "page {:p}: used {used}, capacity {capacity}, reserved {}",
+            self,
+            self.reserved
+        );
+        let mut free = 0u32;
+        let mut b = self.free.get();
+        while !b.is_null() {
+            assert!(
+                self.is_block_start(b as *const u8),
+                "page {:p}: free-list entry {b:p} is not a block start",
+                self
+            );
+            free += 1;
+            assert!(
+                free <= capacity,
+                "page {:p}: free list longer than capacity (a cycle?)",
+                self
+            );
+            // SAFETY: a free block of this page (checked just above).
+            b = unsafe { Block::next_of(b) };
+        }
+        assert_eq!(
+            free + used,
+            capacity,
+            "page {:p}: {free} free + {used} used != {capacity} carved",
+            self
+        );
+    }
+
     /// Whether block `b` is on the owner's free list or the remote list (a walk: for the
     /// checked mode).
     ///
@@ -312,68 +354,26 @@ impl Page {
     }
 }
 
-/// A doubly linked list of pages (one size class's queue, or the full list).
-#[derive(Clone, Copy)]
-#[repr(C)]
-pub struct PageQueue {
-    pub first: *mut Page,
-    pub last: *mut Page,
-}
+/// A size class's queue of pages, or the heap's full list.
+pub type PageQueue = List<Page>;
 
-impl PageQueue {
-    pub const EMPTY: PageQueue = PageQueue {
-        first: ptr::null_mut(),
-        last: ptr::null_mut(),
-    };
-
-    /// # Safety
-    /// `p` must be a live page on no list, owned (with this list) by the caller.
-    pub unsafe fn push_front(&mut self, p: *mut Page) {
-        // SAFETY: `p` and the pages on this list are live page records.
-        unsafe {
-            (*p).prev.set(ptr::null_mut());
-            (*p).next.set(self.first);
-            if self.first.is_null() {
-                self.last = p;
-            } else {
-                (*self.first).prev.set(p);
-            }
-        }
-        self.first = p;
+// SAFETY: the accessors read and write the record's own `next`/`prev` cells.
+unsafe impl Node for Page {
+    unsafe fn next(n: *mut Page) -> *mut Page {
+        // SAFETY: a live record (the caller's guarantee).
+        unsafe { (*n).next.get() }
     }
-
-    /// # Safety
-    /// `p` must be on this list.
-    pub unsafe fn remove(&mut self, p: *mut Page) {
-        // SAFETY: `p` and its neighbours are live pages on this list.
-        unsafe {
-            let (prev, next) = ((*p).prev.get(), (*p).next.get());
-            if prev.is_null() {
-                self.first = next;
-            } else {
-                (*prev).next.set(next);
-            }
-            if next.is_null() {
-                self.last = prev;
-            } else {
-                (*next).prev.set(prev);
-            }
-            (*p).next.set(ptr::null_mut());
-            (*p).prev.set(ptr::null_mut());
-        }
+    unsafe fn prev(n: *mut Page) -> *mut Page {
+        // SAFETY: as above.
+        unsafe { (*n).prev.get() }
     }
-
-    /// Whether `p` is on this list (a walk: for checks and tests).
-    pub fn contains(&self, p: *mut Page) -> bool {
-        let mut q = self.first;
-        while !q.is_null() {
-            if q == p {
-                return true;
-            }
-            // SAFETY: pages on the list are live records.
-            q = unsafe { (*q).next.get() };
-        }
-        false
+    unsafe fn set_next(n: *mut Page, v: *mut Page) {
+        // SAFETY: as above.
+        unsafe { (*n).next.set(v) }
+    }
+    unsafe fn set_prev(n: *mut Page, v: *mut Page) {
+        // SAFETY: as above.
+        unsafe { (*n).prev.set(v) }
     }
 }
 
@@ -506,22 +506,15 @@ mod tests {
     }
 
     #[test]
-    fn queues_link_and_unlink_in_any_order() {
-        let pages: Vec<Box<Page>> = (0..4).map(|_| Box::new(Page::UNUSED)).collect();
-        let ptr = |i: usize| &*pages[i] as *const Page as *mut Page;
-        let mut q = PageQueue::EMPTY;
+    #[should_panic(expected = "free + ")]
+    fn check_names_a_count_that_does_not_add_up() {
+        let mut buf = vec![0u128; 64];
+        let page = page_over(&mut buf, 64);
         unsafe {
-            for i in 0..4 {
-                q.push_front(ptr(i));
-            }
-            assert_eq!((q.first, q.last), (ptr(3), ptr(0)));
-            q.remove(ptr(2)); // middle
-            q.remove(ptr(3)); // first
-            q.remove(ptr(0)); // last
-            assert!(q.contains(ptr(1)) && !q.contains(ptr(2)));
-            assert_eq!((q.first, q.last), (ptr(1), ptr(1)));
-            q.remove(ptr(1));
-            assert!(q.first.is_null() && q.last.is_null());
+            page.extend();
+            page.check(); // consistent: 16 free, 0 used
+            page.used.set(3); // as a lost block would leave it
+            page.check();
         }
     }
 }

@@ -4,6 +4,7 @@
 //! no hash. A byte map with one entry per 4 MiB of address space says which chunks are
 //! pool segments, so `free` can tell our pointers from foreign ones.
 
+use super::list::Node;
 use super::page::Page;
 use crate::os;
 use core::ptr;
@@ -63,7 +64,7 @@ pub struct Segment {
     pub kind: PageKind,
     /// Pages in use (of `kind.pages() - 1` usable).
     pub used_pages: usize,
-    /// Links in the owner's list of segments that have free pages.
+    /// Links in one of the owner's segment lists (with free pages, or empty and cached).
     pub next: *mut Segment,
     pub prev: *mut Segment,
     pub in_free_list: bool,
@@ -73,6 +74,26 @@ pub struct Segment {
 }
 
 const _: () = assert!(core::mem::size_of::<Segment>() <= PageKind::Small.page_size());
+
+// SAFETY: the accessors read and write the header's own `next`/`prev` fields.
+unsafe impl Node for Segment {
+    unsafe fn next(n: *mut Segment) -> *mut Segment {
+        // SAFETY: a live segment header (the caller's guarantee).
+        unsafe { (*n).next }
+    }
+    unsafe fn prev(n: *mut Segment) -> *mut Segment {
+        // SAFETY: as above.
+        unsafe { (*n).prev }
+    }
+    unsafe fn set_next(n: *mut Segment, v: *mut Segment) {
+        // SAFETY: as above.
+        unsafe { (*n).next = v }
+    }
+    unsafe fn set_prev(n: *mut Segment, v: *mut Segment) {
+        // SAFETY: as above.
+        unsafe { (*n).prev = v }
+    }
+}
 
 /// One byte per 4 MiB chunk of the 47-bit user address space (32 MiB of `.bss`, only the
 /// parts we touch become resident): `POOL` where a pool segment lives.
@@ -176,6 +197,32 @@ fn unreachable_free_page() -> ! {
     unsafe { libc::abort() }
 }
 
+/// Checks a segment's invariants and panics naming the first one broken (debug builds and
+/// the stress tests): the segment map marks it, its owner is `owner`, page 0 (the header)
+/// is never in use, and `used_pages` counts the records in use. Returns those records.
+///
+/// # Safety
+/// `seg` must be a live segment owned by the calling thread's heap.
+pub unsafe fn check(seg: *mut Segment, owner: *mut ()) {
+    assert!(
+        is_pool(seg as *const u8),
+        "segment {seg:p}: not in the segment map"
+    );
+    // SAFETY: a live segment header, owned by the caller; indices below `kind.pages()`.
+    unsafe {
+        assert_eq!((*seg).owner, owner, "segment {seg:p}: another heap's");
+        let pages = (&raw mut (*seg).pages).cast::<Page>();
+        assert!(
+            !(*pages).in_use.get(),
+            "segment {seg:p}: page 0 (the header) in use"
+        );
+        let in_use = (1..(*seg).kind.pages())
+            .filter(|&i| (*pages.add(i)).in_use.get())
+            .count();
+        assert_eq!(in_use, (*seg).used_pages, "segment {seg:p}: used_pages");
+    }
+}
+
 /// Whether every usable page of `seg` is in use.
 ///
 /// # Safety
@@ -183,4 +230,61 @@ fn unreachable_free_page() -> ! {
 pub unsafe fn is_full(seg: *mut Segment) -> bool {
     // SAFETY: live header.
     unsafe { (*seg).used_pages == (*seg).kind.pages() - 1 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::size_class::{bin_size, NBINS};
+
+    #[test]
+    fn every_size_class_fits_at_least_four_blocks_in_its_page_kind() {
+        for bin in 0..NBINS {
+            let bs = bin_size(bin);
+            let kind = PageKind::for_block(bs);
+            assert!(
+                kind.page_size() / bs >= 4,
+                "class {bin} ({bs} B) in {kind:?} pages"
+            );
+            assert!(kind.pages() <= MAX_PAGES);
+        }
+    }
+
+    #[test]
+    fn the_segment_map_knows_a_segment_from_creation_to_destruction() {
+        let owner = 0x1234 as *mut ();
+        let seg = create(PageKind::Medium, owner);
+        assert!(!seg.is_null());
+        assert_eq!(seg as usize % SEGMENT_SIZE, 0, "4 MiB-aligned");
+        let inside = (seg as usize + 3 * (1 << 19) + 100) as *const u8;
+        assert!(is_pool(seg as *const u8) && is_pool(inside));
+        assert!(!in_block_area(seg as *const u8) && in_block_area(inside));
+        assert_eq!(segment_of(inside), seg);
+        unsafe {
+            let page = page_of(seg, inside);
+            let first = (&raw mut (*seg).pages).cast::<Page>();
+            assert_eq!(page, first.add(3), "medium pages are 512 KiB");
+            check(seg, owner); // fresh: nothing in use
+            assert!(
+                !(*page).in_use.get() && (*page).used.get() == 1,
+                "out of use"
+            );
+            let (p, start, len) = take_page(seg);
+            assert_eq!(
+                (p, start as usize, len),
+                (first.add(1), seg as usize + (1 << 19), 1 << 19)
+            );
+            Page::init(p, 20, bin_size(20), start, len);
+            check(seg, owner);
+            (*p).retire();
+            (*seg).used_pages -= 1;
+            destroy(seg);
+        }
+        assert!(!is_pool(inside), "gone from the map");
+        assert!(
+            !is_pool(usize::MAX as *const u8),
+            "beyond 47 bits: not ours"
+        );
+    }
 }

@@ -57,3 +57,20 @@ pub unsafe fn check(p: *const u8, len: usize, full_len: usize, seed: u8, orig: u
     let head = if full_len >= 8 { 8.min(len) } else { 0 };
     s[..head] == orig.to_le_bytes()[..head] && s[head..].iter().all(|&b| b == seed)
 }
+
+/// Runs one test of this test binary again in a child process (the allocator's
+/// configuration is read once per process, and aborting cases must not take the harness
+/// down): `test` by exact name, with `case_var = case` and `env` set. Returns its output.
+pub fn run_test_in_child(
+    test: &str,
+    case_var: &str,
+    case: &str,
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(case_var, case)
+        .envs(env.iter().copied())
+        .output()
+        .expect("re-run this test binary")
+}
