@@ -16,18 +16,14 @@ pub struct Counts {
 
 /// Probe names in gungraun ids use `_` for `/` and `-`; map them back.
 pub fn probe_name(id: &str) -> String {
-    for peer in [
-        "hakmem_reuse",
-        "hakmem_pool",
-        "hakmem_checked",
-        "hakmem",
-        "system",
-        "mimalloc",
-        "jemalloc",
-    ] {
+    let peers = crate::peers::ALL
+        .iter()
+        .map(|p| p.name)
+        .chain(["hakmem-checked"]);
+    for peer in peers {
         for kind in ["pair64", "batch64"] {
-            if id == format!("{kind}_{peer}") {
-                return format!("{kind}/{}", peer.replace('_', "-"));
+            if id == format!("{kind}_{}", peer.replace('-', "_")) {
+                return format!("{kind}/{peer}");
             }
         }
     }
@@ -37,9 +33,9 @@ pub fn probe_name(id: &str) -> String {
 /// Whether a probe measures our code (gated) or a peer's (reported only: jemalloc's counts
 /// even vary between runs).
 pub fn gated(probe: &str) -> bool {
-    !["/system", "/mimalloc", "/jemalloc"]
+    !crate::peers::PRODUCTION
         .iter()
-        .any(|p| probe.ends_with(p))
+        .any(|p| probe.ends_with(&format!("/{p}")))
 }
 
 /// Reads gungraun's `--output-format=json` lines (one summary per benchmark).

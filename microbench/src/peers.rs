@@ -20,6 +20,25 @@ extern "C" {
     fn _rjem_malloc_usable_size(p: *const c_void) -> usize;
 }
 
+/// The one list of the allocators measured, hakmem's three fronts first: each name with
+/// the static that serves it. Every other list is made from it: `ALL`, the peer probes and
+/// their concrete-type runs (`probes`), the report's columns (`HAKMEM_FRONTS`,
+/// `PRODUCTION`), gungraun's probe names (`iai`). `for_each_peer!(m)` calls `m!` with
+/// `"name" => path` pairs.
+#[macro_export]
+macro_rules! for_each_peer {
+    ($m:ident) => {
+        $m! {
+            "hakmem" => $crate::peers::HAKMEM,
+            "hakmem-reuse" => $crate::peers::HAKMEM_REUSE,
+            "hakmem-pool" => $crate::peers::HAKMEM_POOL,
+            "system" => $crate::peers::SYSTEM,
+            "mimalloc" => $crate::peers::MIMALLOC,
+            "jemalloc" => $crate::peers::JEMALLOC
+        }
+    };
+}
+
 /// A named allocator.
 #[derive(Clone, Copy)]
 pub struct Peer {
@@ -27,33 +46,18 @@ pub struct Peer {
     pub alloc: &'static (dyn GlobalAlloc + Sync),
 }
 
+macro_rules! peer_array {
+    ($($name:literal => $alloc:path),*) => {
+        [$(Peer { name: $name, alloc: &$alloc }),*]
+    };
+}
+
 /// hakmem's three front ends, then the production peers.
-pub const ALL: [Peer; 6] = [
-    Peer {
-        name: "hakmem",
-        alloc: &HAKMEM,
-    },
-    Peer {
-        name: "hakmem-reuse",
-        alloc: &HAKMEM_REUSE,
-    },
-    Peer {
-        name: "hakmem-pool",
-        alloc: &HAKMEM_POOL,
-    },
-    Peer {
-        name: "system",
-        alloc: &SYSTEM,
-    },
-    Peer {
-        name: "mimalloc",
-        alloc: &MIMALLOC,
-    },
-    Peer {
-        name: "jemalloc",
-        alloc: &JEMALLOC,
-    },
-];
+pub const ALL: [Peer; 6] = for_each_peer!(peer_array);
+/// hakmem's fronts, as the report's columns name them.
+pub const HAKMEM_FRONTS: [&str; 3] = [ALL[0].name, ALL[1].name, ALL[2].name];
+/// The production allocators hakmem is measured against.
+pub const PRODUCTION: [&str; 3] = [ALL[3].name, ALL[4].name, ALL[5].name];
 
 pub fn by_name(name: &str) -> Option<Peer> {
     ALL.into_iter().find(|p| p.name == name)

@@ -93,19 +93,12 @@ pub const STEPS: [Probe; 12] = [
 pub fn all() -> Vec<Probe> {
     let mut v: Vec<Probe> = STEPS.into_iter().collect();
     macro_rules! peer_probes {
-        ($($peer:literal),*) => {$(
+        ($($peer:literal => $alloc:path),*) => {$(
             v.push(Probe { name: concat!("pair64/", $peer), what: concat!("64 B malloc+free through ", $peer), make: || pair_probe($peer) });
             v.push(Probe { name: concat!("batch64/", $peer), what: concat!("64 B malloc (and free), batch of 1000, through ", $peer), make: || batch_probe($peer) });
         )*};
     }
-    peer_probes!(
-        "hakmem",
-        "hakmem-reuse",
-        "hakmem-pool",
-        "system",
-        "mimalloc",
-        "jemalloc"
-    );
+    crate::for_each_peer!(peer_probes);
     v.push(Probe {
         name: "pair64/hakmem-checked",
         what: "64 B malloc, one word written, free, with HAKMEM_CHECK=1's validation",
@@ -301,22 +294,16 @@ fn with_peer(name: &str, pair: bool) -> Run {
     peers::confirm_served(&peer, l);
     let mut slots = vec![std::ptr::null_mut(); OPS as usize];
     workloads::batch(peer.alloc, l, &mut slots);
+    // Each allocator through its concrete type (a monomorphised run per peer).
     macro_rules! pick {
-        ($($n:literal => $s:expr),*) => {
+        ($($n:literal => $s:path),*) => {
             match name {
                 $($n => if pair { pair_run(&$s) } else { batch_run(&$s) },)*
                 _ => unreachable!("unknown peer {name}"),
             }
         };
     }
-    pick!(
-        "hakmem" => peers::HAKMEM,
-        "hakmem-reuse" => peers::HAKMEM_REUSE,
-        "hakmem-pool" => peers::HAKMEM_POOL,
-        "system" => peers::SYSTEM,
-        "mimalloc" => peers::MIMALLOC,
-        "jemalloc" => peers::JEMALLOC
-    )
+    crate::for_each_peer!(pick)
 }
 
 /// The default front with the checked mode's validation before every free, as

@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 
-pub const HAKMEM: [&str; 3] = ["hakmem", "hakmem-reuse", "hakmem-pool"];
-pub const PEERS: [&str; 3] = ["system", "mimalloc", "jemalloc"];
+pub use crate::peers::{HAKMEM_FRONTS as HAKMEM, PRODUCTION as PEERS};
 
 /// One benchmark's median, per element (operation) of its throughput.
 #[derive(Clone, Debug, PartialEq)]
