@@ -98,6 +98,7 @@ extern "C" fn fork_parent() {
 
 extern "C" fn fork_child() {
     unlock_all();
+    pool::heap::after_fork_in_child();
 }
 
 /// Runs at exit (from `.fini_array`, so no `atexit` registration, which may allocate).

@@ -182,8 +182,9 @@ pub fn age(
             continue;
         }
         warm(v);
-        WARM[i].store(1, Relaxed);
-        if SLOTS[i].compare_exchange(0, v, AcqRel, Relaxed).is_err() {
+        if SLOTS[i].compare_exchange(0, v, AcqRel, Relaxed).is_ok() {
+            WARM[i].store(1, Relaxed);
+        } else {
             EVICTIONS.fetch_add(1, Relaxed);
             cold(v);
         }

@@ -300,29 +300,33 @@ pub unsafe fn resize_in_place(p: *mut u8, new: usize) -> Option<*mut u8> {
     if new > MAX_SIZE || offset != HEADER_SIZE {
         return None;
     }
-    sites::on_resize(sites::slot(Site(h.site)), h.size as usize, new);
     let capacity = span - HEADER_SIZE;
     if new <= capacity && new >= capacity / 2 {
         // SAFETY: live block; only its size field changes.
         unsafe { (*AllocHeader::of(p)).size = new as u64 };
         track::resize_in_place(p, h.size as usize, new);
+        sites::on_resize(sites::slot(Site(h.site)), h.size as usize, new);
         return Some(p);
     }
     let new_span = os::round_up(HEADER_SIZE + new, os::PAGE);
-    // SAFETY: `[base, base + span)` is exactly the block's mapping.
-    let moved = unsafe { os::remap(h.base(p), span, new_span) };
-    if moved.is_null() {
+    let q = registry::relocate(p, || {
+        // SAFETY: `[base, base + span)` is exactly the block's mapping.
+        let moved = unsafe { os::remap(h.base(p), span, new_span) };
+        if moved.is_null() {
+            moved
+        } else {
+            moved.wrapping_add(HEADER_SIZE)
+        }
+    });
+    if q.is_null() {
         return None;
     }
-    let q = moved.wrapping_add(HEADER_SIZE);
     // SAFETY: the header moved with the mapping.
     unsafe {
         (*AllocHeader::of(q)).size = new as u64;
         (*AllocHeader::of(q)).span = new_span as u64;
     }
-    if q != p {
-        registry::replace(p, q);
-    }
+    sites::on_resize(sites::slot(Site(h.site)), h.size as usize, new);
     track::free_like(p);
     announce(q, new, true);
     Some(q)

@@ -153,17 +153,20 @@ pub fn remove(p: *mut u8) -> bool {
     }
 }
 
-/// Replaces `old` by `new` (a block moved by `mremap`); false when `old` was unknown.
-pub fn replace(old: *mut u8, new: *mut u8) -> bool {
+/// Moves the record of `old` to wherever `relocate` puts the block (`mremap`), with the
+/// lock held throughout: between the move and the record, no other thread can map,
+/// record and free a block at the old address. `relocate` returns the block's new address,
+/// or null when it could not move it (the record stays). It must not take a lock.
+pub fn relocate(old: *mut u8, relocate: impl FnOnce() -> *mut u8) -> *mut u8 {
     let mut t = TABLE.lock();
-    match t.find(old as usize) {
-        Some(i) => {
+    let new = relocate();
+    if !new.is_null() && new != old {
+        if let Some(i) = t.find(old as usize) {
             t.delete_at(i);
             t.put(new as usize); // the deletion made room
-            true
         }
-        None => false,
     }
+    new
 }
 
 pub fn contains(p: *const u8) -> bool {
@@ -204,7 +207,12 @@ mod tests {
             assert_eq!(contains(k as *const u8), i % 2 == 1, "key {k:#x}");
         }
         let moved = 0x6000_0000_0000usize as *mut u8;
-        assert!(replace(keys[1] as *mut u8, moved));
+        assert_eq!(relocate(keys[1] as *mut u8, || moved), moved);
+        assert!(relocate(keys[3] as *mut u8, core::ptr::null_mut).is_null());
+        assert!(
+            contains(keys[3] as *const u8),
+            "a failed move keeps the record"
+        );
         assert!(!contains(keys[1] as *const u8) && contains(moved));
         assert!(remove(moved));
         for &k in keys.iter().skip(3).step_by(2) {

@@ -8,12 +8,13 @@ use crate::big::{self, cache, CACHE_MIN};
 use crate::header::Method;
 use crate::learn::{self, elo::Sample, sites, Decision};
 use crate::size_class::MIN_ALIGN;
-use crate::{config, os, site::Site};
+use crate::{config, init, os, site::Site};
 use core::ptr;
 
 /// A big block for `size` bytes at `site`. `zero` asks for zeroed memory (a cache hit is
 /// cleared; a fresh mapping already is). Null when out of memory.
 pub fn alloc(size: usize, align: usize, site: Site, zero: bool) -> *mut u8 {
+    init::ensure(); // the fork handlers must be in place before a learner lock is taken
     let slot = sites::slot(site);
     let d = learn::decide(slot, size); // 1. the threshold
     let t0 = if d.sample { os::now_ns() } else { 0 };

@@ -21,7 +21,7 @@ use crate::config::Front;
 use crate::pool::segment;
 use crate::site::Site;
 use crate::size_class::{bin_for_aligned, POOL_MAX};
-use crate::{big, pool, track};
+use crate::{big, init, pool, track};
 use core::alloc::Layout;
 use core::ptr;
 
@@ -47,6 +47,9 @@ pub fn alloc(front: Front, size: usize, align: usize, site: Site, zero: bool) ->
 
 #[cold]
 fn alloc_slow(front: Front, size: usize, align: usize, site: Site, zero: bool) -> *mut u8 {
+    // A process whose first allocations are big blocks has attached no heap yet: set the
+    // process up (fork handlers) here too.
+    init::ensure();
     let p = match front {
         Front::Reuse => reuse::alloc_aligned(size, align, site),
         _ => match bin_for_aligned(size, align) {

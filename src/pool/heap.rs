@@ -54,11 +54,14 @@ pub struct Heap {
     /// Set by other threads when they free into a page on `full`.
     pub remote_full_pending: AtomicBool,
     pub stats: HeapStats,
+    // The rest changes under the heap-list lock only.
     next_all: *mut Heap,
     next_parked: *mut Heap,
-    /// A late heap (attached after its thread's exit destructor ran): the thread's id, and
-    /// the link in the list of late heaps. 0 otherwise.
-    late_tid: libc::pid_t,
+    /// The process and thread the heap is attached to (0, 0: parked, or never attached).
+    owner_pid: libc::pid_t,
+    owner_tid: libc::pid_t,
+    /// On the list of late heaps (attached after the thread's exit destructor had run).
+    late: bool,
     next_late: *mut Heap,
 }
 
@@ -234,14 +237,21 @@ pub unsafe fn check_free(p: *mut u8) {
         if !(*page).in_use.get() {
             not_a_block(p);
         }
-        if !(*page).is_block_start(p) {
+        // Only the owner may read what it changes (the carved count, its free list); frees
+        // from other threads are checked against the page's slots alone.
+        let owner = (*seg).owner == current() as *mut ();
+        let start = if owner {
+            (*page).is_block_start(p)
+        } else {
+            (*page).is_block_slot(p)
+        };
+        if !start {
             crate::diag::fatal_pointer("free", p, "not the start of a block (an interior pointer)");
         }
-        // Only the owner may walk its own free list; frees from other threads are checked
-        // for their address alone. A free block's first word is its link: null or another
-        // block of the page. Only a block that looks free that way is looked for on the
-        // lists (mimalloc's debug check does the same), so a live block costs a load.
-        if (*seg).owner == current() as *mut () {
+        // A free block's first word is its link: null or another block of the page. Only a
+        // block that looks free that way is looked for on the lists (mimalloc's debug check
+        // does the same), so a live block costs a load.
+        if owner {
             let link = *(p as *const *const u8);
             if (link.is_null() || (*page).is_block_start(link))
                 && (*page).holds_free(p as *mut Block)
@@ -525,13 +535,23 @@ struct Heaps {
     parked: *mut Heap,
     /// Heaps attached after their thread's exit destructor had run. glibc runs destructors
     /// in at most 4 rounds; a thread that allocates in the last one gets a heap that no
-    /// destructor parks. Such heaps are parked once their thread is gone (`reclaim_late`).
+    /// destructor parks. Such heaps are parked once their thread is gone (`reclaim`).
     late: *mut Heap,
+    /// Attaches since `reclaim` last checked every attached heap, and how many to wait for
+    /// before the next check (a thread whose *first* pool allocation came in its last
+    /// destructor round has an ordinary-looking heap that no destructor parks either).
+    /// Waiting as many attaches as there were attached heaps keeps the checks' syscalls at
+    /// one per attach on average.
+    attaches: usize,
+    scan_after: usize,
     arena: *mut u8,
     arena_left: usize,
 }
 // SAFETY: the raw pointers are only followed under the lock.
 unsafe impl Send for Heaps {}
+
+/// Attaches between two checks of every attached heap, at least.
+const SCAN_EVERY: usize = 64;
 
 static HEAPS: SpinLock<Heaps> = SpinLock::new(
     crate::lock::rank::HEAPS,
@@ -539,6 +559,8 @@ static HEAPS: SpinLock<Heaps> = SpinLock::new(
         all: ptr::null_mut(),
         parked: ptr::null_mut(),
         late: ptr::null_mut(),
+        attaches: 0,
+        scan_after: SCAN_EVERY,
         arena: ptr::null_mut(),
         arena_left: 0,
     },
@@ -548,11 +570,12 @@ static HEAPS: SpinLock<Heaps> = SpinLock::new(
 /// thread's current heap. `late`: the thread's exit destructor has already run, so no
 /// destructor may park this heap (see `Heaps::late`). Null when out of memory.
 pub fn attach(late: bool) -> *mut Heap {
-    let late_tid = if late { this_thread_id() } else { 0 };
+    let (pid, tid) = (process_id(), this_thread_id());
     let (heap, adopted) = {
         let mut g = HEAPS.lock();
+        g.attaches += 1;
         if g.parked.is_null() {
-            reclaim_late(&mut g);
+            reclaim(&mut g, pid);
         }
         let taken = if g.parked.is_null() {
             (new_heap(&mut g), false)
@@ -562,13 +585,18 @@ pub fn attach(late: bool) -> *mut Heap {
             g.parked = unsafe { (*h).next_parked };
             (h, true)
         };
-        if !taken.0.is_null() && late_tid != 0 {
-            // SAFETY: the heap is ours, and the late list is only touched under the lock.
+        if !taken.0.is_null() {
+            // SAFETY: the heap is ours; its owner fields and the late list change under the
+            // lock.
             unsafe {
-                (*taken.0).late_tid = late_tid;
-                (*taken.0).next_late = g.late;
+                (*taken.0).owner_pid = pid;
+                (*taken.0).owner_tid = tid;
+                if late {
+                    (*taken.0).late = true;
+                    (*taken.0).next_late = g.late;
+                    g.late = taken.0;
+                }
             }
-            g.late = taken.0;
         }
         taken
     };
@@ -589,54 +617,110 @@ fn this_thread_id() -> libc::pid_t {
     unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t }
 }
 
+fn process_id() -> libc::pid_t {
+    // SAFETY: getpid has no preconditions and cannot fail.
+    unsafe { libc::getpid() }
+}
+
 /// Whether the thread `tid` of this process has exited (its id is gone). Keeps `errno`.
-fn thread_is_gone(tid: libc::pid_t) -> bool {
+fn thread_is_gone(pid: libc::pid_t, tid: libc::pid_t) -> bool {
     // SAFETY: errno is this thread's; tgkill with signal 0 only checks that `tid` exists.
     unsafe {
         let saved = *libc::__errno_location();
-        let r = libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, 0);
+        let r = libc::syscall(libc::SYS_tgkill, pid, tid, 0);
         let gone = r != 0 && *libc::__errno_location() == libc::ESRCH;
         *libc::__errno_location() = saved;
         gone
     }
 }
 
-/// Parks the late heaps whose threads have exited: nobody can use them any more. (A new
-/// thread that reused the id only delays this until it exits too; never early.)
-fn reclaim_late(g: &mut Heaps) {
+/// Parks heaps whose threads have exited without a destructor parking them: the late
+/// heaps at once, and every attached heap once `scan_after` attaches have passed. A heap is
+/// parked only if it belongs to this process (`pid`) and its thread id is gone: a new
+/// thread that reused the id only delays this, never makes it early. Heaps inherited
+/// through `fork` from the parent's other threads (another pid) are never reused: their
+/// threads may have stopped halfway through an operation.
+fn reclaim(g: &mut Heaps, pid: libc::pid_t) {
     let mut link: *mut *mut Heap = &mut g.late;
-    // SAFETY: late heaps are live (heaps are immortal) and their links are only touched
-    // under the lock, which the caller holds.
+    // SAFETY: heaps are immortal; their lists and owner fields change only under the lock,
+    // which the caller holds.
     unsafe {
         while !(*link).is_null() {
             let h = *link;
-            if thread_is_gone((*h).late_tid) {
+            let foreign = (*h).owner_pid != pid;
+            if foreign || thread_is_gone(pid, (*h).owner_tid) {
                 *link = (*h).next_late;
-                (*h).late_tid = 0;
+                (*h).late = false;
                 (*h).next_late = ptr::null_mut();
-                (*h).next_parked = g.parked;
-                g.parked = h;
+                if !foreign {
+                    park(g, h);
+                }
             } else {
                 link = &raw mut (*h).next_late;
             }
         }
+        if !g.parked.is_null() || g.attaches < g.scan_after {
+            return;
+        }
+        let mut attached = 0;
+        let mut h = g.all;
+        while !h.is_null() {
+            let mine = (*h).owner_tid != 0 && !(*h).late && (*h).owner_pid == pid;
+            if mine && thread_is_gone(pid, (*h).owner_tid) {
+                park(g, h);
+            } else if mine {
+                attached += 1;
+            }
+            h = (*h).next_all;
+        }
+        g.attaches = 0;
+        g.scan_after = attached.max(SCAN_EVERY);
     }
+}
+
+/// Puts `h` (attached to no live thread, on no late list) on the parked list.
+///
+/// # Safety
+/// The caller holds the lock.
+unsafe fn park(g: &mut Heaps, h: *mut Heap) {
+    // SAFETY: per the caller.
+    unsafe {
+        (*h).owner_pid = 0;
+        (*h).owner_tid = 0;
+        (*h).next_parked = g.parked;
+    }
+    g.parked = h;
 }
 
 /// Takes `heap` off the late list, if it is there.
 fn unlist_late(g: &mut Heaps, heap: *mut Heap) {
     let mut link: *mut *mut Heap = &mut g.late;
-    // SAFETY: as in `reclaim_late`.
+    // SAFETY: as in `reclaim`.
     unsafe {
         while !(*link).is_null() {
             if *link == heap {
                 *link = (*heap).next_late;
-                (*heap).late_tid = 0;
+                (*heap).late = false;
                 (*heap).next_late = ptr::null_mut();
                 return;
             }
             link = &raw mut (**link).next_late;
         }
+    }
+}
+
+/// In a child after `fork`: the calling thread's heap now belongs to this process and
+/// thread (its ids changed). The parent's other heaps keep the parent's pid: never reused.
+pub fn after_fork_in_child() {
+    let heap = current();
+    if heap.is_null() {
+        return;
+    }
+    let _g = HEAPS.lock();
+    // SAFETY: this thread's heap; its owner fields change under the lock.
+    unsafe {
+        (*heap).owner_pid = process_id();
+        (*heap).owner_tid = this_thread_id();
     }
 }
 
@@ -674,7 +758,9 @@ fn new_heap(g: &mut Heaps) -> *mut Heap {
             stats: HeapStats::default(),
             next_all: g.all,
             next_parked: ptr::null_mut(),
-            late_tid: 0,
+            owner_pid: 0,
+            owner_tid: 0,
+            late: false,
             next_late: ptr::null_mut(),
         });
     }
@@ -693,11 +779,10 @@ pub unsafe fn detach(heap: *mut Heap) {
         release_empty_pages(&mut *Heap::local(heap));
         tls::set_heap(ptr::null_mut());
         let mut g = HEAPS.lock();
-        if (*heap).late_tid != 0 {
+        if (*heap).late {
             unlist_late(&mut g, heap);
         }
-        (*heap).next_parked = g.parked;
-        g.parked = heap;
+        park(&mut g, heap);
     }
 }
 

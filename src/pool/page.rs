@@ -173,11 +173,22 @@ impl Page {
         self.used.set(UNUSED_SENTINEL);
     }
 
-    /// Whether `p` is the start of a block carved from this page.
+    /// Whether `p` is the start of a block carved from this page. Owner only (`capacity`
+    /// changes as the owner carves).
     pub fn is_block_start(&self, p: *const u8) -> bool {
+        self.is_start_below(p, self.capacity.get())
+    }
+
+    /// Whether `p` is the start of one of the page's block slots, carved or not: what any
+    /// thread may ask of a page in use (`reserved` is set once, by `init`).
+    pub fn is_block_slot(&self, p: *const u8) -> bool {
+        self.is_start_below(p, self.reserved)
+    }
+
+    fn is_start_below(&self, p: *const u8, blocks: u32) -> bool {
         let off = (p as usize).wrapping_sub(self.start as usize);
         self.block_size != 0
-            && off < self.capacity.get() as usize * self.block_size
+            && off < blocks as usize * self.block_size
             && off % self.block_size == 0
     }
 
