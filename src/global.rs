@@ -9,7 +9,7 @@ use crate::site::Site;
 use core::alloc::{GlobalAlloc, Layout};
 
 macro_rules! global_alloc {
-    ($(#[$doc:meta])* $name:ident, front: $front:expr, free: $free:path) => {
+    ($(#[$doc:meta])* $name:ident, front: $front:expr, free: |$p:ident| $free:expr) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, Default)]
         pub struct $name;
@@ -22,9 +22,9 @@ macro_rules! global_alloc {
                 front::alloc($front, l.size(), l.align(), Site::UNKNOWN, false)
             }
             #[inline(always)]
-            unsafe fn dealloc(&self, p: *mut u8, _l: Layout) {
+            unsafe fn dealloc(&self, $p: *mut u8, _l: Layout) {
                 // SAFETY: `p` came from this allocator (GlobalAlloc contract).
-                unsafe { $free($front, p) }
+                unsafe { $free }
             }
             #[inline]
             unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
@@ -43,23 +43,23 @@ global_alloc!(
     /// The hakmem allocator as a Rust global allocator: the front `HAKMEM_FRONT` chose.
     Hakmem,
     front: config::get().front,
-    free: api::free_through
+    free: |p| api::free(p)
 );
 global_alloc!(
     /// The default front (pool + learned big blocks), whatever `HAKMEM_FRONT` says.
     AutoFront,
     front: Front::Auto,
-    free: front::free
+    free: |p| front::free(Front::Auto, p)
 );
 global_alloc!(
     /// The pool model alone, whatever `HAKMEM_FRONT` says.
     PoolFront,
     front: Front::Pool,
-    free: front::free
+    free: |p| front::free(Front::Pool, p)
 );
 global_alloc!(
     /// The hakmem model for every size, whatever `HAKMEM_FRONT` says.
     ReuseFront,
     front: Front::Reuse,
-    free: front::free
+    free: |p| front::free(Front::Reuse, p)
 );

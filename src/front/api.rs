@@ -2,7 +2,7 @@
 //! `auto`): what `Hakmem` (GlobalAlloc), the C ABI and `alloc_at` call. Each entry reads
 //! the configuration once.
 
-use crate::config::{self, Front};
+use crate::config;
 use crate::front;
 use crate::site::Site;
 use core::alloc::Layout;
@@ -45,22 +45,14 @@ pub fn calloc(n: usize, m: usize) -> *mut u8 {
 /// `p` must be null or a block from this allocator, not used afterwards.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
-    // SAFETY: forwarded.
-    unsafe { free_through(config::get().front, p) }
-}
-
-/// `free` through `front`, validated first in the checked mode (`HAKMEM_CHECK=1`).
-///
-/// # Safety
-/// As `free`.
-#[inline(always)]
-pub unsafe fn free_through(front: Front, p: *mut u8) {
-    if config::get().check {
+    // One read of the configuration for both questions (the C ABI's hot path).
+    let c = config::get();
+    if c.check {
         // SAFETY: forwarded.
-        return unsafe { front::free_checked(front, p) };
+        return unsafe { front::free_checked(c.front, p) };
     }
     // SAFETY: forwarded.
-    unsafe { front::free(front, p) }
+    unsafe { front::free(c.front, p) }
 }
 
 /// Usable bytes of block `p` (0 for null).

@@ -10,12 +10,7 @@ use core::ptr;
 /// A pool block of `size` bytes (`size <= POOL_MAX`); null when out of memory.
 #[inline(always)]
 pub fn alloc(size: usize) -> *mut u8 {
-    // SAFETY: the caller keeps `size` in the pool's range.
-    let p = unsafe { pool::alloc(size) };
-    if p.is_null() {
-        return attach_and_retry(bin_of(size));
-    }
-    p
+    alloc_bin(bin_of(size)) // the size class computed once, for the retry too
 }
 
 /// A pool block of size class `bin` (`bin < NBINS`); null when out of memory.
