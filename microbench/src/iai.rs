@@ -33,16 +33,33 @@ pub fn probe_name(id: &str) -> String {
 /// Whether a probe measures our code (gated) or a peer's (reported only: jemalloc's counts
 /// even vary between runs).
 pub fn gated(probe: &str) -> bool {
+    if probe.starts_with("cabi/") {
+        return probe.ends_with("/hakmem"); // glibc, mimalloc, jemalloc, tcmalloc: peers
+    }
     !crate::peers::PRODUCTION
         .iter()
         .any(|p| probe.ends_with(&format!("/{p}")))
 }
 
-/// Reads gungraun's `--output-format=json` lines (one summary per benchmark).
+/// Reads gungraun's `--output-format=json` lines (one summary per benchmark) and the C-path
+/// probes' lines (`cabi::result_line`).
 pub fn parse_results(text: &str) -> Result<BTreeMap<String, Counts>, String> {
     let mut out = BTreeMap::new();
     for line in text.lines().filter(|l| l.trim_start().starts_with('{')) {
         let v: Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        if let Some(probe) = v["cabi"].as_str() {
+            let get = |k: &str| v[k].as_u64().unwrap_or(0);
+            out.insert(
+                probe.to_string(),
+                Counts {
+                    instructions: get("Ir"),
+                    l1_misses: get("L1miss"),
+                    ll_misses: get("LLmiss"),
+                    cycles_est: 0,
+                },
+            );
+            continue;
+        }
         let id = v["id"].as_str().ok_or("summary without id")?;
         let m = v
             .pointer("/profiles/0/data/total/metrics")
@@ -233,5 +250,10 @@ mod tests {
         let c = &r["pair64/hakmem-reuse"];
         assert_eq!((c.instructions, c.l1_misses, c.ll_misses), (275595, 5, 1));
         assert!(parse_results("").is_err());
+        let cabi = crate::cabi::result_line("cabi/pair64/hakmem", &counts(41_000));
+        let r = parse_results(&format!("{line}\n{cabi}\n")).unwrap();
+        assert_eq!(r["cabi/pair64/hakmem"].instructions, 41_000);
+        assert!(gated("cabi/pair64/hakmem") && !gated("cabi/pair64/tcmalloc"));
+        assert!(!gated("cabi/batch64/glibc"));
     }
 }

@@ -6,12 +6,17 @@
 //! - `scenarios`: the original hakmem's four scenarios (json, mir, vm, mixed), larson and
 //!   producer/consumer, through any `GlobalAlloc`.
 //! - `probes`: every named path (the steps of both models, the whole paths, the peers).
+//! - `native`: allocators through the C ABI under `LD_PRELOAD`: C programs built, run,
+//!   and checked for which allocator served them.
+//! - `cabi`: the C-path probes (instructions under callgrind, time per operation).
 //! - `iai`: gungraun results and the instruction-count gate.
 //! - `table`: the one table type, as Markdown or HTML.
 //! - `report`: criterion results as tables and the performance targets.
 
+pub mod cabi;
 pub mod iai;
 pub mod machine;
+pub mod native;
 pub mod peers;
 pub mod probes;
 pub mod report;
