@@ -1,6 +1,6 @@
 # Thin wrappers over cargo. `make profile` is the main job; `make test` is what CI runs.
 CARGO ?= cargo
-LIB   := target/release/libhakmem.so
+LIB   := target/preload/libhakmem.so
 # gungraun's library (microbench/Cargo.toml) and its runner must be the same version.
 GUNGRAUN_VERSION := 0.20.0
 IAI_RESULTS  := target/iai.jsonl
@@ -14,7 +14,7 @@ build:
 # libhakmem.so for LD_PRELOAD (its own package, so no test binary exports malloc).
 # VALGRIND=1: blocks announced to valgrind's memcheck (client requests).
 preload:
-	$(CARGO) build --release -p hakmem-preload $(if $(VALGRIND),--features valgrind)
+	$(CARGO) build --profile preload -p hakmem-preload $(if $(VALGRIND),--features valgrind)
 	@echo "built $(LIB)"
 
 # Everything CI runs: unit, integration, stress (short), LD_PRELOAD programs, and the

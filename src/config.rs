@@ -207,6 +207,13 @@ static GLOBAL: Global = Global {
     value: UnsafeCell::new(Config::preset(Mode::Balanced)),
 };
 
+/// Whether the pool may serve small blocks with no further question: the front is not
+/// `reuse` and the checked mode is off (the C ABI's inline paths, see `heap::fast`).
+pub fn pool_fast() -> bool {
+    let c = get();
+    c.front != Front::Reuse && !c.check
+}
+
 /// The process's configuration (read from the environment on first use).
 #[inline(always)]
 pub fn get() -> &'static Config {

@@ -7,11 +7,12 @@
 //! in `aligned_alloc` and `posix_memalign`; `memalign`, `valloc` and `pvalloc` take any
 //! alignment as glibc does; `realloc(p, 0)` frees `p` and returns NULL, as glibc does.
 
-use crate::front::api;
+use crate::front::{api, cpath};
 use crate::os::PAGE;
 use crate::site::Site;
 use crate::size_class::MIN_ALIGN;
 use core::ffi::c_void;
+use cpath::site;
 
 #[inline]
 fn set_errno(e: i32) {
@@ -32,23 +33,11 @@ pub extern "C" fn hak_malloc(size: usize) -> *mut c_void {
     hak_malloc_from(size, 0)
 }
 
-/// `malloc` called from code address `caller` (0: unknown), the call site's id.
+/// `malloc` called from code address `caller` (0: unknown), the call site's id. (`errno`
+/// is set on its out-of-line path.)
 #[inline(always)]
 pub extern "C" fn hak_malloc_from(size: usize, caller: usize) -> *mut c_void {
-    let p = api::malloc_at(size, site(caller));
-    if p.is_null() {
-        set_errno(libc::ENOMEM);
-    }
-    p as *mut c_void
-}
-
-#[inline(always)]
-fn site(caller: usize) -> Site {
-    if caller == 0 {
-        Site::UNKNOWN
-    } else {
-        Site::from_return_address(caller)
-    }
+    cpath::malloc(size, caller) as *mut c_void
 }
 
 /// # Safety
@@ -56,7 +45,7 @@ fn site(caller: usize) -> Site {
 #[inline(always)]
 pub unsafe extern "C" fn hak_free(p: *mut c_void) {
     // SAFETY: forwarded.
-    unsafe { api::free(p as *mut u8) }
+    unsafe { cpath::free(p as *mut u8) }
 }
 
 pub extern "C" fn hak_calloc(n: usize, m: usize) -> *mut c_void {

@@ -44,11 +44,14 @@ pub fn big_class_for_block(capacity: usize) -> Option<usize> {
     BIG_CLASSES.iter().rposition(|&c| c <= capacity)
 }
 
-/// Bins for sizes up to 1024 B, indexed by `(size + 15) / 16`: one load on the fast path.
-static SMALL_BINS: [u8; 65] = {
-    let mut t = [0u8; 65];
+/// The largest size `SMALL_BINS` serves.
+pub const TABLE_MAX: usize = 4096;
+/// Bins for sizes up to 4 KiB, indexed by `(size + 15) / 16`: one load on the fast path
+/// (exact: every bin boundary up to 4 KiB is a multiple of 16).
+static SMALL_BINS: [u8; TABLE_MAX / 16 + 1] = {
+    let mut t = [0u8; TABLE_MAX / 16 + 1];
     let mut i = 0;
-    while i < 65 {
+    while i < t.len() {
         let size = if i == 0 { 1 } else { i * 16 };
         t[i] = bin_of_computed(size) as u8;
         i += 1;
@@ -60,7 +63,7 @@ static SMALL_BINS: [u8; 65] = {
 #[inline(always)]
 pub fn bin_of(size: usize) -> usize {
     debug_assert!(size <= POOL_MAX);
-    if size <= 1024 {
+    if size <= TABLE_MAX {
         SMALL_BINS[(size + 15) >> 4] as usize
     } else {
         bin_of_computed(size)

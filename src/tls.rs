@@ -1,5 +1,7 @@
 //! The thread-local slots, at the bottom of the layers (they know no allocator type):
 //! - `heap`: the thread's pool heap, type-erased (read on every fast path);
+//! - `fast_heap`: the same heap where the C ABI's inline paths may use it, else null (one
+//!   slot answers both "is there a heap" and "may the pool serve without questions");
 //! - `exited`: whether the thread's exit destructor has already run (slow path only);
 //! - `cache`: four words of per-thread cache for the reuse front (its learner decision and
 //!   last call site), so the learner's per-thread state needs no heap.
@@ -25,6 +27,12 @@ mod imp {
         ".type __hakmem_rs_tls_heap, @object",
         ".size __hakmem_rs_tls_heap, 8",
         "__hakmem_rs_tls_heap:",
+        ".zero 8",
+        ".globl __hakmem_rs_tls_fast_heap",
+        ".hidden __hakmem_rs_tls_fast_heap",
+        ".type __hakmem_rs_tls_fast_heap, @object",
+        ".size __hakmem_rs_tls_fast_heap, 8",
+        "__hakmem_rs_tls_fast_heap:",
         ".zero 8",
         ".globl __hakmem_rs_tls_exited",
         ".hidden __hakmem_rs_tls_exited",
@@ -63,6 +71,35 @@ mod imp {
         unsafe {
             core::arch::asm!(
                 "mov {o}, qword ptr [rip + __hakmem_rs_tls_heap@GOTTPOFF]",
+                "mov qword ptr fs:[{o}], {h}",
+                o = out(reg) _,
+                h = in(reg) h,
+                options(nostack, preserves_flags),
+            );
+        }
+    }
+
+    #[inline(always)]
+    pub fn fast_heap() -> *mut () {
+        let p: *mut ();
+        // SAFETY: as `heap`, for the 8-byte fast-heap slot.
+        unsafe {
+            core::arch::asm!(
+                "mov {p}, qword ptr [rip + __hakmem_rs_tls_fast_heap@GOTTPOFF]",
+                "mov {p}, qword ptr fs:[{p}]",
+                p = out(reg) p,
+                options(nostack, readonly, preserves_flags, pure),
+            );
+        }
+        p
+    }
+
+    #[inline(always)]
+    pub fn set_fast_heap(h: *mut ()) {
+        // SAFETY: writes this thread's own slot (see `heap`).
+        unsafe {
+            core::arch::asm!(
+                "mov {o}, qword ptr [rip + __hakmem_rs_tls_fast_heap@GOTTPOFF]",
                 "mov qword ptr fs:[{o}], {h}",
                 o = out(reg) _,
                 h = in(reg) h,
@@ -123,6 +160,7 @@ mod imp {
 
     std::thread_local! {
         static HEAP: Cell<*mut ()> = const { Cell::new(core::ptr::null_mut()) };
+        static FAST_HEAP: Cell<*mut ()> = const { Cell::new(core::ptr::null_mut()) };
         static EXITED: Cell<bool> = const { Cell::new(false) };
         static CACHE: UnsafeCell<[usize; CACHE_WORDS]> = const { UnsafeCell::new([0; CACHE_WORDS]) };
     }
@@ -135,6 +173,16 @@ mod imp {
     #[inline(always)]
     pub fn set_heap(h: *mut ()) {
         HEAP.with(|c| c.set(h))
+    }
+
+    #[inline(always)]
+    pub fn fast_heap() -> *mut () {
+        FAST_HEAP.with(|h| h.get())
+    }
+
+    #[inline(always)]
+    pub fn set_fast_heap(h: *mut ()) {
+        FAST_HEAP.with(|c| c.set(h))
     }
 
     pub fn exited() -> bool {
@@ -151,7 +199,8 @@ mod imp {
     }
 }
 
-/// `heap()`: this thread's heap slot (null: none yet, or parked at exit); `exited()`:
+/// `heap()`: this thread's heap slot (null: none yet, or parked at exit); `fast_heap()`:
+/// the same heap, or null where the C ABI's inline paths must not use it; `exited()`:
 /// whether the thread's exit destructor has run (a heap attached after that is a "late"
 /// heap); `cache()`: this thread's cache words (zero until written).
-pub(crate) use imp::{cache, exited, heap, set_exited, set_heap};
+pub(crate) use imp::{cache, exited, fast_heap, heap, set_exited, set_fast_heap, set_heap};

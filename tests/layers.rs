@@ -50,6 +50,7 @@ const ORDER: &[&str] = &[
     "front::reuse",
     "front",
     "front::api",
+    "front::cpath",
     // 8. entry points
     "global",
     "ffi",

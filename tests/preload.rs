@@ -9,12 +9,19 @@ fn preload_lib() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let st = Command::new(cargo)
-        .args(["build", "--release", "-q", "-p", "hakmem-preload"])
+        .args([
+            "build",
+            "--profile",
+            "preload",
+            "-q",
+            "-p",
+            "hakmem-preload",
+        ])
         .current_dir(root)
         .status()
         .expect("run cargo to build libhakmem.so");
     assert!(st.success(), "building libhakmem.so failed");
-    let lib = root.join("target/release/libhakmem.so");
+    let lib = root.join("target/preload/libhakmem.so");
     assert!(lib.exists(), "{} missing", lib.display());
     lib
 }

@@ -52,7 +52,7 @@ pub fn root() -> PathBuf {
 /// hakmem's `libhakmem.so` (built by `make preload`), then glibc, mimalloc, jemalloc and
 /// tcmalloc. A missing library is an error that names its package.
 pub fn allocators() -> Result<Vec<Allocator>, String> {
-    let hakmem = root().join("target/release/libhakmem.so");
+    let hakmem = root().join("target/preload/libhakmem.so");
     if !hakmem.exists() {
         return Err(format!("{} is missing: run make preload", hakmem.display()));
     }

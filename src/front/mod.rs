@@ -7,9 +7,11 @@
 //! - `reuse`: the hakmem model for every size (`reuse.rs`).
 //!
 //! `api` serves the front chosen by `HAKMEM_FRONT` (what the C ABI and `Hakmem` call);
+//! `cpath` is the C ABI's inline fast path in front of it;
 //! `global` puts each front behind a `GlobalAlloc`.
 
 pub mod api;
+pub mod cpath;
 mod learned;
 mod resize;
 pub mod reuse;

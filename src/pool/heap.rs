@@ -151,21 +151,35 @@ pub unsafe fn alloc(size: usize) -> *mut u8 {
 /// `bin < NBINS`.
 #[inline(always)]
 pub unsafe fn alloc_bin(bin: usize) -> *mut u8 {
-    let heap = current();
-    if !heap.is_null() {
-        // SAFETY: a non-null slot is this thread's live heap; `bin < NBINS`; `pages[bin]`
-        // is a live page or the empty page, whose `free` is null.
-        unsafe {
-            let page = *(*Heap::local(heap)).pages.get_unchecked(bin);
-            let block = (*page).pop();
-            if !block.is_null() {
-                (*heap).stats.allocs.bump();
-                return block as *mut u8;
-            }
-        }
+    // SAFETY: forwarded precondition.
+    let block = unsafe { alloc_fast(current(), bin) };
+    if !block.is_null() {
+        return block;
     }
     // SAFETY: forwarded precondition.
     unsafe { alloc_slow(bin) }
+}
+
+/// The pop alone: a block of size class `bin` from `heap`'s current page, or null (no
+/// heap, or the page's free list is empty) with nothing changed.
+///
+/// # Safety
+/// `bin < NBINS`; `heap` is null or this thread's heap.
+#[inline(always)]
+pub unsafe fn alloc_fast(heap: *mut Heap, bin: usize) -> *mut u8 {
+    if heap.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: a non-null slot is this thread's live heap; `bin < NBINS`; `pages[bin]` is a
+    // live page or the empty page, whose `free` is null.
+    unsafe {
+        let page = *(*Heap::local(heap)).pages.get_unchecked(bin);
+        let block = (*page).pop();
+        if !block.is_null() {
+            (*heap).stats.allocs.bump();
+        }
+        block as *mut u8
+    }
 }
 
 /// Frees a block of a pool segment.
@@ -184,24 +198,62 @@ pub unsafe fn free(p: *mut u8) {
                 // The block on top of its page's free list is being freed again.
                 double_free(p);
             }
-            (*heap).stats.frees.bump();
-            // Push onto the owner's list: two stores, no atomics.
-            (*page).push(p as *mut Block);
-            // Out of line only when the page left the full list, or emptied and is not the
-            // one this size class allocates from (a malloc/free pair loop stays inline).
-            // A page record out of use (segment metadata, a free page slot) holds
-            // `UNUSED_SENTINEL`, so a stray pointer into it lands here too, and aborts.
-            if ((*page).used.get() == 0
-                && *(*Heap::local(heap))
-                    .pages
-                    .get_unchecked((*page).bin as usize)
-                    != page)
-                || (*page).in_full.get()
-            {
-                free_local_slow(heap, page, p);
-            }
+            push_local(heap, page, p);
         } else {
             free_remote(seg, page, p);
+        }
+    }
+}
+
+/// The local free alone, for any pointer: true when `p` was a block of `heap` and is
+/// freed; false, with nothing changed, when it is anything else (null, not a pool block,
+/// another heap's block, any block when `heap` is null, the block on top of its free list:
+/// a double free), which the caller's full path sorts out.
+///
+/// # Safety
+/// `heap` is null or this thread's heap; `p` is null, foreign, or a live block of ours.
+#[inline(always)]
+pub unsafe fn free_fast(heap: *mut Heap, p: *mut u8) -> bool {
+    if !segment::is_pool(p) {
+        return false;
+    }
+    let seg = segment::segment_of(p);
+    // SAFETY: the map says `p` lies in a live pool segment, so its page record is live;
+    // an owner equal to our non-null heap makes the page ours.
+    unsafe {
+        let page = segment::page_of(seg, p);
+        // A live segment's owner is never null, so a null `heap` never matches.
+        if (*seg).owner != heap as *mut () || p as *mut Block == (*page).free.get() {
+            return false; // another heap's block (or no heap), or a double free
+        }
+        push_local(heap, page, p);
+    }
+    true
+}
+
+/// Pushes `p` onto its page's local free list.
+///
+/// # Safety
+/// `heap` is this thread's heap and owns `page`, a live page holding the live block `p`.
+#[inline(always)]
+unsafe fn push_local(heap: *mut Heap, page: *mut Page, p: *mut u8) {
+    // SAFETY: per the caller.
+    unsafe {
+        (*heap).stats.frees.bump();
+        // Push onto the owner's list: two stores, no atomics.
+        (*page).push(p as *mut Block);
+        // Out of line only when the page left the full list, or emptied and is not the
+        // one this size class allocates from (a malloc/free pair loop stays inline).
+        // A page record out of use (segment metadata, a free page slot) holds
+        // `UNUSED_SENTINEL`, so a stray pointer into it lands here too, and aborts.
+        if ((*page).used.get() == 0
+            && *(*Heap::local(heap))
+                .pages
+                .get_unchecked((*page).bin as usize)
+                != page)
+            || (*page).in_full.get()
+        {
+            free_local_slow(heap, page, p);
         }
     }
 }
@@ -608,8 +660,20 @@ pub fn attach(late: bool) -> *mut Heap {
         // SAFETY: we own the heap now.
         unsafe { (*heap).remote_full_pending.store(true, Relaxed) };
     }
-    tls::set_heap(heap as *mut ());
+    set_current(heap);
     heap
+}
+
+/// Makes `heap` (null: none) this thread's heap, and its fast heap where the configuration
+/// lets the C ABI's inline paths use the pool (`config::pool_fast`).
+fn set_current(heap: *mut Heap) {
+    tls::set_heap(heap as *mut ());
+    let fast = if crate::config::pool_fast() {
+        heap
+    } else {
+        ptr::null_mut()
+    };
+    tls::set_fast_heap(fast as *mut ());
 }
 
 fn this_thread_id() -> libc::pid_t {
@@ -777,7 +841,7 @@ pub unsafe fn detach(heap: *mut Heap) {
     // SAFETY: the heap belongs to this (exiting) thread until parked.
     unsafe {
         release_empty_pages(&mut *Heap::local(heap));
-        tls::set_heap(ptr::null_mut());
+        set_current(ptr::null_mut());
         let mut g = HEAPS.lock();
         if (*heap).late {
             unlist_late(&mut g, heap);
@@ -887,6 +951,13 @@ unsafe fn release_empty_pages(h: &mut Local) {
 #[inline(always)]
 pub fn current() -> *mut Heap {
     tls::heap() as *mut Heap
+}
+
+/// This thread's heap where the C ABI's inline paths may use it (see `set_current`); null
+/// otherwise, which sends them to the full path.
+#[inline(always)]
+pub fn fast() -> *mut Heap {
+    tls::fast_heap() as *mut Heap
 }
 
 /// Pool counters summed over every heap.

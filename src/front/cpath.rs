@@ -1,0 +1,79 @@
+//! The C ABI's fast paths: what every `malloc` and `free` of `libhakmem.so` runs first.
+//!
+//! The thread's *fast heap* (`pool::heap::fast`) is its heap where the configuration lets
+//! the pool serve with no further question (the front is not `reuse`, the checked mode is
+//! off), null otherwise: one TLS load answers both. Then the pool's pop or push, inlined,
+//! for sizes up to 4 KiB (one table load gives the size class). Everything else leaves
+//! for the full path (`api`), out of line: the first call of a thread, bigger sizes, a
+//! block of another thread, a page that empties, a double free, out of memory (`errno`).
+//! The call site's id is computed there too, from the return address the entry point
+//! passes down: only the big-block path uses it, so small blocks never pay for the hash.
+//!
+//! Built with the `valgrind` feature, every call takes the full path, where the blocks are
+//! announced to memcheck.
+
+use crate::front::api;
+use crate::pool;
+use crate::site::Site;
+use crate::size_class::{bin_of, TABLE_MAX};
+
+/// Whether the inline paths are compiled in (not with memcheck's announcements).
+const INLINE: bool = !cfg!(feature = "valgrind");
+
+/// `malloc` called from code address `caller` (0: unknown). Null with `errno = ENOMEM`
+/// when out of memory.
+#[inline(always)]
+pub fn malloc(size: usize, caller: usize) -> *mut u8 {
+    if INLINE && size <= TABLE_MAX {
+        // SAFETY: `bin_of` gives a valid bin for sizes up to 4 KiB; the fast heap is null
+        // or this thread's heap.
+        let p = unsafe { pool::heap::alloc_fast(pool::heap::fast(), bin_of(size)) };
+        if !p.is_null() {
+            return p;
+        }
+    }
+    malloc_slow(size, caller) // a tail call: the fast path saves no register
+}
+
+#[cold]
+#[inline(never)]
+fn malloc_slow(size: usize, caller: usize) -> *mut u8 {
+    let p = api::malloc_at(size, site(caller));
+    if p.is_null() {
+        // SAFETY: errno is this thread's and always writable.
+        unsafe { *libc::__errno_location() = libc::ENOMEM };
+    }
+    p
+}
+
+/// The call site of return address `caller` (0: unknown).
+#[inline]
+pub fn site(caller: usize) -> Site {
+    if caller == 0 {
+        Site::UNKNOWN
+    } else {
+        Site::from_return_address(caller)
+    }
+}
+
+/// `free`: null does nothing; a pointer that is not a live block of ours aborts.
+///
+/// # Safety
+/// `p` must be null or a live block of this allocator, not used afterwards.
+#[inline(always)]
+pub unsafe fn free(p: *mut u8) {
+    // SAFETY: forwarded; `free_fast` changes nothing unless `p` is a block of the fast
+    // heap, which is null or this thread's.
+    if INLINE && unsafe { pool::heap::free_fast(pool::heap::fast(), p) } {
+        return;
+    }
+    // SAFETY: forwarded.
+    unsafe { free_slow(p) }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn free_slow(p: *mut u8) {
+    // SAFETY: forwarded.
+    unsafe { api::free(p) }
+}
