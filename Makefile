@@ -6,7 +6,7 @@ GUNGRAUN_VERSION := 0.20.0
 IAI_RESULTS  := target/iai.jsonl
 IAI_BASELINE := microbench/iai-baseline.tsv
 
-.PHONY: build preload test test-tools test-fast stress bench bench-report iai iai-runner iai-check iai-bless profile profile-tools miri fmt clippy clean
+.PHONY: build preload test test-tools test-fast stress bench bench-report bench-programs peer-libs iai iai-runner iai-check iai-bless profile profile-tools miri fmt clippy clean
 
 build:
 	$(CARGO) build --release --workspace
@@ -36,6 +36,19 @@ test-tools:
 			|| { echo "could not install$$missing: install them and rerun"; exit 1; }; \
 	fi
 
+# The C-path peers (Debian's mimalloc, jemalloc and tcmalloc, preloaded by the C-path probes
+# and the program benchmarks) and /usr/bin/time, installed with apt-get when missing.
+PEER_PKGS := libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4 time
+peer-libs: test-tools
+	@missing=""; for p in $(PEER_PKGS); do \
+		dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing \
+			|| { echo "could not install$$missing: install them and rerun"; exit 1; }; \
+	fi
+
 # The long stress: 10x the operations of the one in `make test`, under every front and mode.
 stress:
 	HAKMEM_STRESS_OPS=2000000 $(CARGO) test --release --test stress -- --test-threads=1 four_threads
@@ -47,11 +60,19 @@ test-fast:
 	$(CARGO) test --workspace --exclude hakmem-preload --lib
 
 # The criterion benches: every probe and every workload with all six allocators in each
-# group; HTML report in target/criterion/report/index.html.
-bench:
+# group; HTML report in target/criterion/report/index.html. Then the C-path probes under
+# LD_PRELOAD for hakmem, glibc, mimalloc, jemalloc and tcmalloc (target/cabi-time.json).
+bench: preload peer-libs
 	$(CARGO) bench -p microbench --bench alloc
+	$(CARGO) run -q --release -p microbench --bin cabi -- time
+
+# The program benchmarks (microbench/c/programs/ and a start-up row) under each allocator,
+# 3 rounds, allocators alternated (target/bench-programs.json). A few minutes.
+bench-programs: preload peer-libs
+	$(CARGO) run -q --release -p microbench --bin bench-programs
 
 bench-report:
+	@$(CARGO) build -q --release -p microbench --bin cabi
 	@$(CARGO) build -q --release -p microbench --bin peak-rss
 	@$(CARGO) run -q --release -p microbench --bin bench-report
 
@@ -61,19 +82,24 @@ iai-runner:
 		$(CARGO) install gungraun-runner --version $(GUNGRAUN_VERSION) --locked; \
 	fi
 
-# Instruction counts (and simulated cache misses) of every probe, under callgrind.
-iai: iai-runner
+# Instruction counts (and simulated cache misses) of every probe, under callgrind; then the
+# C-path probes (hakmem and, with `make iai`, every peer) appended to the same results.
+CABI_COUNT = $(CARGO) run -q --release -p microbench --bin cabi -- count
+iai: iai-runner preload peer-libs
 	$(CARGO) bench -p microbench --bench iai -- --output-format=json > $(IAI_RESULTS)
+	$(CABI_COUNT) --all >> $(IAI_RESULTS)
 	@$(CARGO) run -q --release -p microbench --bin iai-gate -- show $(IAI_BASELINE) $(IAI_RESULTS)
 
 # Fails when a probe's count rises more than 2 % above the committed baseline.
-iai-check: iai-runner
+iai-check: iai-runner preload
 	$(CARGO) bench -p microbench --bench iai -- --output-format=json > $(IAI_RESULTS)
+	$(CABI_COUNT) >> $(IAI_RESULTS)
 	@$(CARGO) run -q --release -p microbench --bin iai-gate -- check $(IAI_BASELINE) $(IAI_RESULTS)
 
 # Rewrites the baseline on purpose (commit the file).
-iai-bless: iai-runner
+iai-bless: iai-runner preload
 	$(CARGO) bench -p microbench --bench iai -- --output-format=json > $(IAI_RESULTS)
+	$(CABI_COUNT) >> $(IAI_RESULTS)
 	@$(CARGO) run -q --release -p microbench --bin iai-gate -- bless $(IAI_BASELINE) $(IAI_RESULTS)
 
 # The main job: counters, flamegraphs, ablation, syscalls and the report, written to

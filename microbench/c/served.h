@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdio.h>
+#include <unistd.h>
 
 static const char *served_by(void) {
     Dl_info info;
@@ -16,7 +17,10 @@ static const char *served_by(void) {
     return info.dli_fname;
 }
 
-/* One line on stderr, `served_by=<library path>`, read by the runners. */
-static void print_served_by(void) { fprintf(stderr, "served_by=%s\n", served_by()); }
+/* Two lines on stderr, `served_by=<library path>` and `pid=<process id>` (to find the
+ * process's stats file), read by the runners. */
+static void print_served_by(void) {
+    fprintf(stderr, "served_by=%s\npid=%d\n", served_by(), (int)getpid());
+}
 
 #endif

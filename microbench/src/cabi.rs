@@ -256,6 +256,44 @@ pub fn time_table(t: &[Timing], allocs: &[&str]) -> Table {
     table
 }
 
+/// The instruction table from the gate's results: instructions per operation of each
+/// counted pattern for each allocator, and hakmem's over the best peer's.
+pub fn count_table(results: &BTreeMap<String, Counts>, allocs: &[&str]) -> Table {
+    let mut header = vec!["C path, instructions per malloc+free (callgrind)"];
+    header.extend(allocs);
+    header.extend(["hakmem ÷ best peer", "best peer"]);
+    let mut table = Table::new(&header);
+    for p in COUNTED {
+        let per_op = |a: &str| {
+            results
+                .get(&probe_name(p, a))
+                .map(|c| c.instructions as f64 / 1000.0)
+        };
+        if per_op("hakmem").is_none() {
+            continue;
+        }
+        let mut row = vec![format!("cabi/{p}")];
+        row.extend(
+            allocs
+                .iter()
+                .map(|a| per_op(a).map_or("–".into(), |v| format!("{v:.1}"))),
+        );
+        let best = allocs
+            .iter()
+            .filter(|a| **a != "hakmem")
+            .filter_map(|a| per_op(a).map(|v| (*a, v)))
+            .min_by(|x, y| x.1.total_cmp(&y.1));
+        match (per_op("hakmem"), best) {
+            (Some(h), Some((name, b))) => {
+                row.extend([format!("**{:.2}×**", h / b), name.to_string()])
+            }
+            _ => row.extend(["–".to_string(), "–".to_string()]),
+        }
+        table.push(row);
+    }
+    table
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

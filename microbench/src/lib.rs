@@ -9,6 +9,7 @@
 //! - `native`: allocators through the C ABI under `LD_PRELOAD`: C programs built, run,
 //!   and checked for which allocator served them.
 //! - `cabi`: the C-path probes (instructions under callgrind, time per operation).
+//! - `programs`: the program benchmarks (classic allocator benchmarks in C, start-up).
 //! - `iai`: gungraun results and the instruction-count gate.
 //! - `table`: the one table type, as Markdown or HTML.
 //! - `report`: criterion results as tables and the performance targets.
@@ -19,6 +20,7 @@ pub mod machine;
 pub mod native;
 pub mod peers;
 pub mod probes;
+pub mod programs;
 pub mod report;
 pub mod scenarios;
 pub mod table;

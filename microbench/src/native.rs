@@ -49,18 +49,23 @@ pub fn root() -> PathBuf {
     root.canonicalize().unwrap_or(root) // callgrind names objects by their real path
 }
 
-/// hakmem's `libhakmem.so` (built by `make preload`), then glibc, mimalloc, jemalloc and
-/// tcmalloc. A missing library is an error that names its package.
-pub fn allocators() -> Result<Vec<Allocator>, String> {
-    let hakmem = root().join("target/preload/libhakmem.so");
-    if !hakmem.exists() {
-        return Err(format!("{} is missing: run make preload", hakmem.display()));
+/// hakmem's `libhakmem.so` (built by `make preload`).
+pub fn hakmem() -> Result<Allocator, String> {
+    let lib = root().join("target/preload/libhakmem.so");
+    if !lib.exists() {
+        return Err(format!("{} is missing: run make preload", lib.display()));
     }
+    Ok(Allocator {
+        name: "hakmem",
+        lib: Some(lib),
+    })
+}
+
+/// hakmem, then glibc, mimalloc, jemalloc and tcmalloc. A missing library is an error that
+/// names its package.
+pub fn allocators() -> Result<Vec<Allocator>, String> {
     let mut all = vec![
-        Allocator {
-            name: "hakmem",
-            lib: Some(hakmem.canonicalize().map_err(|e| e.to_string())?),
-        },
+        hakmem()?,
         Allocator {
             name: "glibc",
             lib: None,
@@ -83,10 +88,11 @@ pub fn allocators() -> Result<Vec<Allocator>, String> {
 /// Compiles the C program `src` (under `microbench/c/`) to `target/native/<name>` with
 /// the flags every program of the suite uses; returns the binary.
 pub fn build(src: &str) -> Result<PathBuf, String> {
-    let dir = root().join("target/native");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let source = root().join("microbench/c").join(src);
-    let out = dir.join(src.trim_end_matches(".c"));
+    let out = root()
+        .join("target/native")
+        .join(src.trim_end_matches(".c"));
+    std::fs::create_dir_all(out.parent().unwrap()).map_err(|e| e.to_string())?;
     let status = Command::new("cc")
         .args(["-O2", "-fno-builtin", "-pthread", "-o"])
         .arg(&out)
@@ -131,7 +137,8 @@ pub struct Run {
     pub stdout: String,
     pub stderr: String,
     pub wall: Duration,
-    /// Peak resident set (`ru_maxrss`, KiB), what `/usr/bin/time` prints as `%M`.
+    /// Peak resident set (`ru_maxrss`, KiB). A child started by this process counts the
+    /// parent's image it was forked from (hence `/usr/bin/time` for the program table).
     pub max_rss_kib: u64,
     pub cpu: Duration,
 }

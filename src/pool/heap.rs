@@ -151,10 +151,18 @@ pub unsafe fn alloc(size: usize) -> *mut u8 {
 /// `bin < NBINS`.
 #[inline(always)]
 pub unsafe fn alloc_bin(bin: usize) -> *mut u8 {
-    // SAFETY: forwarded precondition.
-    let block = unsafe { alloc_fast(current(), bin) };
-    if !block.is_null() {
-        return block;
+    let heap = current();
+    if !heap.is_null() {
+        // SAFETY: a non-null slot is this thread's live heap; `bin < NBINS`; `pages[bin]`
+        // is a live page or the empty page, whose `free` is null.
+        unsafe {
+            let page = *(*Heap::local(heap)).pages.get_unchecked(bin);
+            let block = (*page).pop();
+            if !block.is_null() {
+                (*heap).stats.allocs.bump();
+                return block as *mut u8;
+            }
+        }
     }
     // SAFETY: forwarded precondition.
     unsafe { alloc_slow(bin) }

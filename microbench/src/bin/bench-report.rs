@@ -1,8 +1,8 @@
 //! `bench-report [criterion dir] [gungraun results]`: the Markdown table of the last
 //! `make bench` run (and the last `make iai` run), with the machine and the date.
 
-use microbench::{iai, probes, report};
-use std::path::PathBuf;
+use microbench::{cabi, iai, probes, programs, report};
+use std::path::{Path, PathBuf};
 
 fn machine() -> String {
     use microbench::machine as m;
@@ -76,4 +76,34 @@ fn main() {
         "{}",
         report::markdown(&results, iai_pair64, peak_rss_ratio(), &machine(), &date)
     );
+    print!("{}", native_sections(&root, &iai_path));
+}
+
+/// The C path and the program benchmarks: the last `make bench` (`cabi time`), `make iai`
+/// (`cabi count --all`) and `make bench-programs` runs, each where it exists.
+fn native_sections(root: &Path, iai_path: &Path) -> String {
+    let names = ["hakmem", "glibc", "mimalloc", "jemalloc", "tcmalloc"];
+    let mut s = String::from("\n## The C path, under LD_PRELOAD\n\n");
+    let read = |p: &Path| std::fs::read_to_string(p).ok();
+    match read(&root.join("target/cabi-time.json"))
+        .and_then(|t| serde_json::from_str::<Vec<cabi::Timing>>(&t).ok())
+    {
+        Some(t) => s += &cabi::time_table(&t, &names).markdown(),
+        None => s += "(no C-path timings: run make bench)\n",
+    }
+    s += "\n";
+    match read(iai_path).and_then(|t| iai::parse_results(&t).ok()) {
+        Some(r) if r.keys().any(|k| k.starts_with("cabi/")) => {
+            s += &cabi::count_table(&r, &names).markdown()
+        }
+        _ => s += "(no C-path instruction counts: run make iai)\n",
+    }
+    s += "\n## Programs, under LD_PRELOAD\n\n";
+    match read(&root.join("target/bench-programs.json"))
+        .and_then(|t| serde_json::from_str::<Vec<programs::Sample>>(&t).ok())
+    {
+        Some(samples) => s += &programs::table(&samples, &names).markdown(),
+        None => s += "(no program results: run make bench-programs)\n",
+    }
+    s
 }

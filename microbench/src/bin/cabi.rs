@@ -23,12 +23,12 @@ fn main() -> ExitCode {
 
 fn run(args: &[String]) -> Result<(), String> {
     let program = native::build(cabi::SOURCE)?;
-    let mut allocs = native::allocators()?;
     match args.first().map(String::as_str) {
         Some("count") => {
-            if args.get(1).map(String::as_str) != Some("--all") {
-                allocs.truncate(1); // hakmem
-            }
+            let allocs = match args.get(1).map(String::as_str) {
+                Some("--all") => native::allocators()?,
+                _ => vec![native::hakmem()?],
+            };
             for a in &allocs {
                 for p in cabi::COUNTED {
                     let c = cabi::count(a, &program, p)?;
@@ -43,6 +43,7 @@ fn run(args: &[String]) -> Result<(), String> {
             Ok(())
         }
         Some("time") => {
+            let allocs = native::allocators()?;
             let num = |i: usize, d: usize| {
                 args.get(i).map_or(Ok(d), |s| {
                     s.parse().map_err(|_| format!("not a count: {s}"))

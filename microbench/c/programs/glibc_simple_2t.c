@@ -1,0 +1,2 @@
+#define THREADS 2
+#include "glibc_simple.c"
