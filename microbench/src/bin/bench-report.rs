@@ -50,32 +50,31 @@ fn main() {
         .get(2)
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target/iai.jsonl"));
-    let results = match report::load(&dir) {
-        Ok(r) if !r.is_empty() => r,
-        Ok(_) => {
-            eprintln!(
-                "bench-report: no criterion results under {} (run make bench first)",
-                dir.display()
+    let date = microbench::machine::date("+%Y-%m-%d");
+    match report::load(&dir) {
+        Ok(results) if !results.is_empty() => {
+            let iai_pair64 = std::fs::read_to_string(&iai_path)
+                .ok()
+                .and_then(|t| iai::parse_results(&t).ok())
+                .and_then(|r| {
+                    r.get("pair64/hakmem")
+                        .map(|c| c.instructions as f64 / probes::OPS as f64)
+                });
+            print!(
+                "{}",
+                report::markdown(&results, iai_pair64, peak_rss_ratio(), &machine(), &date)
             );
-            std::process::exit(2);
         }
+        Ok(_) => println!(
+            "Machine: {}. Date: {date}.\n\n(no criterion results under {}: run make bench)",
+            machine(),
+            dir.display()
+        ),
         Err(e) => {
             eprintln!("bench-report: {e}");
             std::process::exit(2);
         }
-    };
-    let iai_pair64 = std::fs::read_to_string(&iai_path)
-        .ok()
-        .and_then(|t| iai::parse_results(&t).ok())
-        .and_then(|r| {
-            r.get("pair64/hakmem")
-                .map(|c| c.instructions as f64 / probes::OPS as f64)
-        });
-    let date = microbench::machine::date("+%Y-%m-%d");
-    print!(
-        "{}",
-        report::markdown(&results, iai_pair64, peak_rss_ratio(), &machine(), &date)
-    );
+    }
     print!("{}", native_sections(&root, &iai_path));
 }
 
