@@ -29,10 +29,13 @@ pub const COUNTED: [&str; 6] = [
 /// N for the counts (2N is run too); a multiple of the program's batch of 1000.
 pub const COUNT_OPS: u64 = 20_000;
 
+/// Event names (callgrind's order), and each object file's self cost per event.
+pub type CostByObject = (Vec<String>, BTreeMap<String, Vec<u64>>);
+
 /// Self cost per object file of a callgrind output (`--compress-strings=no
 /// --compress-pos=no`): every cost line is charged to the current `ob=`, except the line
 /// after `calls=`, which is the callee's inclusive cost. Events in the file's order.
-pub fn cost_by_object(text: &str) -> Result<(Vec<String>, BTreeMap<String, Vec<u64>>), String> {
+pub fn cost_by_object(text: &str) -> Result<CostByObject, String> {
     let mut events: Vec<String> = Vec::new();
     let mut by_object: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut object = String::new();
