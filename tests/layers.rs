@@ -28,6 +28,7 @@ const ORDER: &[&str] = &[
     "pool::heap",
     "pool",
     // 4. learning
+    "learn::math",
     "learn::rng",
     "learn::p2",
     "learn::elo",

@@ -72,10 +72,7 @@ pub fn allocators() -> Result<Vec<Allocator>, String> {
         },
     ];
     for (name, package, file) in PEER_LIBS {
-        let lib = LIB_DIRS
-            .iter()
-            .map(|d| Path::new(d).join(file))
-            .find(|p| p.exists())
+        let lib = find_lib(file)
             .ok_or_else(|| format!("{file} not found: install {package} (make peer-libs)"))?;
         all.push(Allocator {
             name,
@@ -83,6 +80,14 @@ pub fn allocators() -> Result<Vec<Allocator>, String> {
         });
     }
     Ok(all)
+}
+
+/// The library `file` in the system's library folders.
+pub fn find_lib(file: &str) -> Option<PathBuf> {
+    LIB_DIRS
+        .iter()
+        .map(|d| Path::new(d).join(file))
+        .find(|p| p.exists())
 }
 
 /// Compiles the C program `src` (under `microbench/c/`) to `target/native/<name>` with

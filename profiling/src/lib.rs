@@ -2,6 +2,7 @@
 //!
 //! - `events`: which perf events exist here, and the plain-language reason when one does not.
 //! - `counters`: perf-event groups (or the software fallback) around a probe's runs.
+//! - `cabi`: the same counters around the C-path probes, one process per allocator.
 //! - `sim`: simulated cache misses from callgrind, for hosts without hardware counters.
 //! - `flame`: stacks from `perf record`, folded and drawn by inferno; differential and step graphs.
 //! - `ablation`, `syscalls`: the feature-isolation study and the syscall census, per child process.
@@ -10,6 +11,7 @@
 //! - `run`: the subcommands, which `main.rs` parses and calls.
 
 pub mod ablation;
+pub mod cabi;
 pub mod child;
 pub mod counters;
 pub mod events;

@@ -55,6 +55,10 @@ struct CountersArgs {
     /// skip the valgrind cache simulation
     #[arg(long)]
     no_sim: bool,
+    /// skip the C-path probes (cabi/pair64 and cabi/batch64 of hakmem, glibc, mimalloc,
+    /// jemalloc and tcmalloc under LD_PRELOAD; also skipped when --probe names probes)
+    #[arg(long)]
+    no_cabi: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -125,6 +129,8 @@ fn counters_cmd(a: CountersArgs) -> Result<(), String> {
         iters: a.iters,
         sim: !a.no_sim,
         sim_iters: 20,
+        cabi: !a.no_cabi && a.probes.is_empty(),
+        cabi_patterns: profiling::cabi::PATTERNS.to_vec(),
     };
     let (_, ms) = run::counters(&probes, &o, &std::env::temp_dir(), progress);
     match a.format {

@@ -43,6 +43,10 @@ pub fn select(names: &[String], quick: bool) -> Result<Vec<Probe>, String> {
 
 /// Which allocator serves a probe (after checking it does).
 pub fn served_by(p: &Probe) -> String {
+    if p.name == "pair64/hakmem-checked" {
+        // hakmem with HAKMEM_CHECK's validation: the probe confirms hakmem as it starts.
+        return "hakmem, checked mode (confirmed)".into();
+    }
     if let Some((_, peer)) = p.name.split_once('/') {
         let peer_def = peers::by_name(peer).expect("probe names a known peer");
         peers::confirm_served(
@@ -74,6 +78,10 @@ pub struct CounterOptions {
     pub iters: u64,
     pub sim: bool,
     pub sim_iters: u64,
+    /// The C-path probes too (`cabi/<pattern>/<allocator>`, under `LD_PRELOAD`).
+    pub cabi: bool,
+    /// Their patterns (`crate::cabi::PATTERNS` or fewer).
+    pub cabi_patterns: Vec<&'static str>,
 }
 
 /// Measures each probe; says once which events are missing.
@@ -112,7 +120,49 @@ pub fn counters(
         };
         out.push(Measurement::from_raw(p.name, &served, &raw, sim));
     }
+    if o.cabi {
+        if let Err(e) = cabi_counters(o, want_sim, &avail, &mut out, &mut progress) {
+            eprintln!("hakprof: no C-path counters: {e}");
+        }
+    }
     (avail, out)
+}
+
+/// The C-path probes: each allocator in its own process, counted from outside; simulated
+/// figures from callgrind's counts of the allocator's side (`microbench::cabi::count`).
+fn cabi_counters(
+    o: &CounterOptions,
+    want_sim: bool,
+    avail: &Availability,
+    out: &mut Vec<Measurement>,
+    progress: &mut impl FnMut(&str),
+) -> Result<(), String> {
+    let program = microbench::native::build(microbench::cabi::SOURCE)?;
+    let (allocs, note) = crate::cabi::allocators()?;
+    if let Some(n) = note {
+        eprintln!("{n}");
+    }
+    for a in &allocs {
+        for &pattern in &o.cabi_patterns {
+            let name = microbench::cabi::probe_name(pattern, a.name);
+            progress(&format!("counters: {name}"));
+            let raw = crate::cabi::measure(a, &program, pattern, avail)?;
+            let sim = if want_sim {
+                let c = microbench::cabi::count(a, &program, pattern)?;
+                Some(sim::SimCounts {
+                    ops: 1000,
+                    instructions: c.instructions,
+                    l1_misses: c.l1_misses,
+                    ll_misses: c.ll_misses,
+                })
+            } else {
+                None
+            };
+            let served = format!("{} (confirmed)", a.expected_library());
+            out.push(Measurement::from_raw(&name, &served, &raw, sim));
+        }
+    }
+    Ok(())
 }
 
 fn file_name(probe: &str) -> String {
@@ -317,6 +367,12 @@ fn counters_and_bars(
         iters: if o.quick { 200 } else { 2000 },
         sim: true,
         sim_iters: if o.quick { 5 } else { 20 },
+        cabi: true,
+        cabi_patterns: if o.quick {
+            vec!["pair64"]
+        } else {
+            crate::cabi::PATTERNS.to_vec()
+        },
     };
     let (availability, ms) = counters(&probes, &copts, tmp, progress);
     let _ = std::fs::write(o.out.join("counters.json"), counters::to_json(&ms));

@@ -5,6 +5,7 @@
 //! composite 0.4·CPU time + 0.3·page faults + 0.3·memory, each normalised between the
 //! two strategies compared. Pure logic: runs under Miri.
 
+use super::math;
 use super::rng::Rng;
 
 pub const STRATEGIES: usize = 12;
@@ -15,7 +16,7 @@ pub const DRAW_MARGIN: f64 = 0.05;
 pub fn thresholds() -> [usize; STRATEGIES] {
     let mut t = [0; STRATEGIES];
     for (i, v) in t.iter_mut().enumerate() {
-        let x = (512 << 10) as f64 * 64f64.powf(i as f64 / 11.0);
+        let x = (512 << 10) as f64 * math::pow(64.0, i as f64 / 11.0);
         *v = ((x / 4096.0).round() as usize) * 4096;
     }
     t
@@ -100,7 +101,7 @@ impl Default for Elo {
 
 /// Expected score of a player rated `ra` against one rated `rb`.
 pub fn expected(ra: f64, rb: f64) -> f64 {
-    1.0 / (1.0 + 10f64.powf((rb - ra) / 400.0))
+    1.0 / (1.0 + math::pow(10.0, (rb - ra) / 400.0))
 }
 
 impl Elo {

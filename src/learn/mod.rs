@@ -5,11 +5,13 @@
 //! hysteresis, the lifecycle — runs on the sampled costs and on the heavy tick every 1024
 //! big allocations. Small (pool) allocations of the default front never come here.
 //!
+//! - `math`: `ln`, `exp`, `pow` without libm.
 //! - `rng`, `p2`, `ucb1`, `elo`, `lifecycle`: pure logic, unit-tested (and run under Miri).
 //! - `sites`: the call-site table.
 
 pub mod elo;
 pub mod lifecycle;
+pub mod math;
 pub mod p2;
 pub mod rng;
 pub mod sites;

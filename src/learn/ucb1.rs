@@ -4,6 +4,8 @@
 //! a row, and after a change the site keeps it for a 180 s cooldown. Pure logic (the
 //! caller passes the time): runs under Miri.
 
+use super::math;
+
 pub const ARMS: [usize; 6] = [64 << 10, 128 << 10, 256 << 10, 512 << 10, 1 << 20, 2 << 20];
 
 #[derive(Clone, Copy, Debug)]
@@ -74,7 +76,7 @@ impl Ucb1 {
 
     /// UCB1 score of `arm` (infinite for an arm never tried).
     pub fn score(&self, arm: usize) -> f64 {
-        self.score_with(arm, (self.total as f64).ln())
+        self.score_with(arm, math::ln(self.total as f64))
     }
 
     fn score_with(&self, arm: usize, ln_total: f64) -> f64 {
@@ -89,7 +91,7 @@ impl Ucb1 {
     /// scores equal to within 1e-9 count as a tie, won by the lower arm (so the choice does
     /// not hang on the last bit of a logarithm: Miri, which varies it, found that).
     pub fn select(&self) -> usize {
-        let ln_total = (self.total as f64).ln();
+        let ln_total = math::ln(self.total as f64);
         let mut best = 0;
         let mut best_score = self.score_with(0, ln_total);
         for arm in 1..ARMS.len() {
