@@ -10,7 +10,7 @@
 //!
 //! Switches applied after the mode: `HAKMEM_DISABLE_BIGCACHE=1`, `HAKMEM_DISABLE_ELO=1`
 //! (fixed 2 MiB threshold, UCB1 off too), `HAKMEM_MINIMAL=1` (both). `HAKMEM_FRONT` picks
-//! the front end, `HAKMEM_SEED` the learners' seed, `HAKMEM_BIGCACHE_WAYS` the ways,
+//! the front end, `HAKMEM_SEED` the learners' seed, `HAKMEM_BIGCACHE_MB` the BigCache's cap,
 //! `HAKMEM_CHECK=1` the checked mode (every free validated).
 //! Nothing here allocates: an unknown value prints one warning line and the default holds.
 
@@ -94,14 +94,17 @@ pub struct Config {
     /// choice must hold for a while: a threshold's cost shows on the *next* allocations,
     /// whose blocks it kept or released).
     pub select_every: u32,
-    pub bigcache_ways: usize,
+    /// Bytes the BigCache may hold in all (`HAKMEM_BIGCACHE_MB`); a site may hold 3/4.
+    pub bigcache_cap: usize,
     pub seed: u64,
     /// `HAKMEM_CHECK=1`: validate every free of the configured allocator (block start,
     /// page in use, block not already free) before it is done.
     pub check: bool,
 }
 
-pub const MAX_WAYS: usize = 8;
+/// The BigCache's cap: 1 GiB unless `HAKMEM_BIGCACHE_MB` says otherwise (up to 1 TiB).
+pub const DEFAULT_BIGCACHE_CAP: usize = 1 << 30;
+pub const MAX_BIGCACHE_MB: usize = 1 << 20;
 /// The threshold when no learner runs.
 pub const FIXED_THRESHOLD: usize = 2 << 20;
 
@@ -123,7 +126,7 @@ impl Config {
             batch_madvise: batch,
             lifecycle,
             select_every: every,
-            bigcache_ways: 4,
+            bigcache_cap: DEFAULT_BIGCACHE_CAP,
             seed: 0x4841_4b4d_454d, // "HAKMEM"
             check: false,
         }
@@ -180,10 +183,10 @@ impl Config {
                 Err(_) => bad("HAKMEM_SEED", v, "an unsigned integer"),
             }
         }
-        if let Some(v) = var("HAKMEM_BIGCACHE_WAYS") {
-            match v.parse() {
-                Ok(w) if (1..=MAX_WAYS).contains(&w) => c.bigcache_ways = w,
-                _ => bad("HAKMEM_BIGCACHE_WAYS", v, "1..=8"),
+        if let Some(v) = var("HAKMEM_BIGCACHE_MB") {
+            match v.parse::<usize>() {
+                Ok(mb) if (1..=MAX_BIGCACHE_MB).contains(&mb) => c.bigcache_cap = mb << 20,
+                _ => bad("HAKMEM_BIGCACHE_MB", v, "1..=1048576"),
             }
         }
         c
@@ -315,6 +318,8 @@ mod tests {
         ]);
         assert!(!c.elo && !c.bigcache && !c.check);
         assert_eq!((c.front, c.seed), (Front::Reuse, 7));
+        let (c, _) = parse(&[("HAKMEM_BIGCACHE_MB", "256")]);
+        assert_eq!(c.bigcache_cap, 256 << 20);
         let (c, _) = parse(&[("HAKMEM_CHECK", "1")]);
         assert!(c.check && c.elo, "the checked mode changes nothing else");
     }
@@ -326,7 +331,7 @@ mod tests {
             ("HAKMEM_FRONT", "fastest"),
             ("HAKMEM_DISABLE_ELO", "yes"),
             ("HAKMEM_SEED", "-3"),
-            ("HAKMEM_BIGCACHE_WAYS", "99"),
+            ("HAKMEM_BIGCACHE_MB", "0"),
         ]);
         assert_eq!(c, Config::preset(Mode::Balanced));
         assert_eq!(w.len(), 5, "{w:?}");

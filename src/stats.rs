@@ -90,8 +90,8 @@ impl Snapshot {
         let b = &self.bigcache;
         write!(
             w,
-            "\"bigcache\":{{\"hits\":{},\"misses\":{},\"evictions\":{},\"puts\":{},\"bytes\":{},\"ways\":{}}},",
-            b.hits, b.misses, b.evictions, b.puts, b.bytes, c.bigcache_ways
+            "\"bigcache\":{{\"hits\":{},\"misses\":{},\"evictions\":{},\"puts\":{},\"resized\":{},\"borrowed\":{},\"bytes\":{},\"cap_bytes\":{}}},",
+            b.hits, b.misses, b.evictions, b.puts, b.resized, b.borrowed, b.bytes, c.bigcache_cap
         )?;
         write!(w, "\"madvise_batches\":{},", self.madvise_batches)?;
         write!(

@@ -2,7 +2,10 @@
 //! group (hakmem's three fronts, glibc, mimalloc, jemalloc), so each ratio comes from one
 //! run. Each allocator is confirmed (`peers::confirm_served`) before it is measured.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
 use microbench::peers::{self, Peer};
 use microbench::scenarios::{self, Scenario};
 use microbench::{probes, workloads};
@@ -43,10 +46,19 @@ fn peer_group(
     group: &str,
     elements: u64,
     confirm: Layout,
-    mut bench: impl FnMut(&Peer) -> Box<dyn FnMut()>,
+    bench: impl FnMut(&Peer) -> Box<dyn FnMut()>,
 ) {
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(elements));
+    every_peer(g, confirm, bench);
+}
+
+/// Each allocator, confirmed, in group `g`.
+fn every_peer(
+    mut g: BenchmarkGroup<'_, WallTime>,
+    confirm: Layout,
+    mut bench: impl FnMut(&Peer) -> Box<dyn FnMut()>,
+) {
     for peer in peers::ALL {
         peers::confirm_served(&peer, confirm);
         let mut run = bench(&peer);
@@ -141,9 +153,53 @@ fn prodcons_group(c: &mut Criterion) {
     );
 }
 
+/// Big blocks at scale: batches that come back every round, a churn of 5–25 MiB blocks,
+/// realloc growth to 64 MiB. Each iteration takes milliseconds, so fewer samples.
+fn big_groups(c: &mut Criterion) {
+    let confirm = Layout::from_size_align(2 << 20, 16).unwrap();
+    for (label, size, count) in workloads::BIG_BATCHES {
+        let l = Layout::from_size_align(size, 16).unwrap();
+        big_group(
+            c,
+            &format!("big/batch{label}"),
+            count as u64,
+            confirm,
+            |p| {
+                let a = p.alloc;
+                let mut slots = vec![std::ptr::null_mut(); count];
+                Box::new(move || workloads::big_batch(a, l, &mut slots))
+            },
+        );
+    }
+    big_group(c, "big/churn20x5-25MiB", 1, confirm, |p| {
+        let mut churn = workloads::BigChurn::new(p.alloc);
+        Box::new(move || churn.step())
+    });
+    big_group(c, "big/realloc1-64MiB", 1, confirm, |p| {
+        let a = p.alloc;
+        Box::new(move || workloads::big_realloc(a))
+    });
+}
+
+/// A peer group whose iterations take milliseconds: fewer samples.
+fn big_group(
+    c: &mut Criterion,
+    group: &str,
+    elements: u64,
+    confirm: Layout,
+    bench: impl FnMut(&Peer) -> Box<dyn FnMut()>,
+) {
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Elements(elements))
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
+    every_peer(g, confirm, bench);
+}
+
 criterion_group! {
     name = benches;
     config = config();
-    targets = probe_steps, pairs_and_batches, scenario_groups, larson_groups, prodcons_group
+    targets = probe_steps, pairs_and_batches, scenario_groups, larson_groups, prodcons_group, big_groups
 }
 criterion_main!(benches);

@@ -142,17 +142,19 @@ fn learner_decide() -> Run {
 const FAKE_SPAN: usize = 2 << 20;
 /// "Put" timestamps in the far future: the thermal policy never ages the probe's block out.
 const NEVER_IDLE: u64 = u64::MAX;
+/// No cap: the probe's block is always taken back.
+const NO_CAP: usize = usize::MAX / 4;
 
 fn bigcache_hit() -> Run {
     let slot = probe_slot();
     // A real 2 MiB block of hakmem's (never freed), cached in the probe's own slot.
     let block = hakmem::big::alloc(FAKE_SPAN, 16, 0) as usize;
-    let _ = cache::put(slot, 2, 4, block, FAKE_SPAN, NEVER_IDLE);
+    let _ = cache::put(slot, 2, block, FAKE_SPAN, NEVER_IDLE, NO_CAP, NO_CAP);
     Box::new(move || {
         for _ in 0..OPS {
-            let v = cache::take(slot, 2, 4, |_| FAKE_SPAN);
-            let v = black_box(v.expect("the probe's block is cached"));
-            let _ = cache::put(slot, 2, 4, v, FAKE_SPAN, NEVER_IDLE);
+            let v = cache::take(slot, 2);
+            let (v, _) = black_box(v.expect("the probe's block is cached"));
+            let _ = cache::put(slot, 2, v, FAKE_SPAN, NEVER_IDLE, NO_CAP, NO_CAP);
         }
     })
 }
@@ -161,7 +163,7 @@ fn bigcache_miss() -> Run {
     let slot = probe_slot();
     Box::new(move || {
         for _ in 0..OPS {
-            black_box(cache::take(slot, 7, 4, |_| FAKE_SPAN));
+            black_box(cache::take(slot, 7));
         }
     })
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// (name, source under `microbench/c/programs/`, what it is).
-pub const PROGRAMS: [(&str, &str, &str); 10] = [
+pub const PROGRAMS: [(&str, &str, &str); 14] = [
     (
         "larson",
         "larson.c",
@@ -49,6 +49,21 @@ pub const PROGRAMS: [(&str, &str, &str); 10] = [
         "glibc bench-malloc-thread: 2 threads, 4 B–32 KiB",
     ),
     (
+        "bigbatch-512k",
+        "bigbatch_512k.c",
+        "1000 blocks of 512 KiB allocated, then freed; 10 rounds",
+    ),
+    (
+        "bigbatch-2m",
+        "bigbatch_2m.c",
+        "200 blocks of 2 MiB allocated, then freed; 10 rounds",
+    ),
+    (
+        "bigbatch-8m",
+        "bigbatch_8m.c",
+        "50 blocks of 8 MiB allocated, then freed; 10 rounds",
+    ),
+    (
         "bignum",
         "bignum.c",
         "bignum arithmetic: a fresh limb array per result",
@@ -57,6 +72,11 @@ pub const PROGRAMS: [(&str, &str, &str); 10] = [
         "bigchurn",
         "bigchurn.c",
         "20 live blocks of 5–25 MiB, one replaced at a time",
+    ),
+    (
+        "bigrealloc",
+        "bigrealloc.c",
+        "a block grown 1 MiB → 64 MiB by doubling, 20 times",
     ),
     ("mixed", "mixed.c", "mixed sizes, 2 % long-lived tail"),
 ];

@@ -124,23 +124,59 @@ pub fn announce(p: *mut u8, size: usize, zeroed: bool) {
 }
 
 /// Takes a cached block of `class` for `site` (table slot `slot`) from the BigCache and
-/// makes it live for `size` bytes; null on a miss. A hit makes the block hot: it stays
-/// cacheable whatever the threshold says later (the thermal policy's "hot → keep").
+/// makes it live for `size` bytes; null on a miss. A block of another class of the site is
+/// resized to this class with `mremap` (its pages that stay keep their frames: no faults).
+/// A hit makes the block hot: it stays cacheable whatever the threshold says later (the
+/// thermal policy's "hot → keep").
 pub fn take_cached(slot: usize, class: usize, site: Site, size: usize) -> *mut u8 {
-    let Some(v) = cache::take(slot, class, config::get().bigcache_ways, span_of) else {
+    let Some((v, found)) = cache::take(slot, class) else {
         return ptr::null_mut();
     };
-    let p = v as *mut u8;
+    let mut p = v as *mut u8;
+    if found != class {
+        p = resize_cached(p, cache::CLASSES[class]);
+        if p.is_null() {
+            return p;
+        }
+    }
     // SAFETY: a cached block is a live mapping of ours with its header; we hold it now.
     unsafe {
         let h = &mut *AllocHeader::of(p);
         h.state = State::Live;
+        h.method = Method::Map;
         h.size = size as u64;
         h.site = site.0;
     }
     sites::TABLE[slot].hits.fetch_add(1, Relaxed);
     ALLOCS.fetch_add(1, Relaxed);
     p
+}
+
+/// Resizes a block just taken from the cache to `capacity` usable bytes: `mremap` shrinks
+/// it in place or grows it (moving its pages if it must). Null when the kernel refused (the
+/// block is then released).
+fn resize_cached(p: *mut u8, capacity: usize) -> *mut u8 {
+    // SAFETY: cached blocks have the default layout (header right before `p`); we hold it.
+    let (base, span) = unsafe { ((*AllocHeader::of(p)).base(p), span_of(p as usize)) };
+    let new_span = os::round_up(HEADER_SIZE + capacity, os::PAGE);
+    let q = registry::relocate(p, || {
+        // SAFETY: `[base, base + span)` is exactly the block's mapping, and nobody else
+        // holds the block.
+        let moved = unsafe { os::remap(base, span, new_span) };
+        if moved.is_null() {
+            moved
+        } else {
+            moved.wrapping_add(HEADER_SIZE)
+        }
+    });
+    if q.is_null() {
+        // SAFETY: the block is ours and dead (still `Cached`).
+        unsafe { release(p) };
+        return q;
+    }
+    // SAFETY: the header moved with the mapping.
+    unsafe { (*AllocHeader::of(q)).span = new_span as u64 };
+    q
 }
 
 /// A fresh big block: `Method::Map` (kept in the BigCache on free, sized to its class's
@@ -182,30 +218,28 @@ pub unsafe fn free(p: *mut u8) {
     let slot = sites::slot(Site(h.site));
     sites::on_free(slot, h.size as usize);
     FREES.fetch_add(1, Relaxed);
-    if h.method == Method::Map && cfg.bigcache && h.offset as usize == HEADER_SIZE {
-        let span = h.span as usize;
+    if cfg.bigcache && h.offset as usize == HEADER_SIZE {
+        let (span, size) = (h.span as usize, h.size as usize);
+        let ghost_class = cache::class_for_request(size).filter(|_| size >= CACHE_MIN);
         if let Some(class) = cache::class_for_block(span - HEADER_SIZE) {
-            h.state = State::Cached;
             let now = os::now_coarse_ns();
-            match cache::put(slot, class, cfg.bigcache_ways, p as usize, span, now) {
-                Ok(None) => {}
-                Ok(Some(evicted)) => {
-                    cache::forget_bytes(span_of(evicted));
-                    // SAFETY: an evicted block left the cache: nobody else holds it.
-                    unsafe { release(evicted as *mut u8) };
+            // Kept: a block mapped to be kept, or one whose (site, class) released a block
+            // moments ago (its ghost: this site frees such blocks again and again).
+            let ghost = ghost_class.is_some_and(|c| cache::recently_released(slot, c, now));
+            if h.method == Method::Map || ghost {
+                h.state = State::Cached;
+                let (cap, site_cap) = (cfg.bigcache_cap, cache::site_share(cfg.bigcache_cap));
+                if cache::put(slot, class, p as usize, span, now, cap, site_cap).is_err() {
+                    // Over the cap: the block goes back to the OS.
+                    // SAFETY: the block was not cached; we still own it.
+                    unsafe { release(p) };
                 }
-                // SAFETY: the block was not cached; we still own it.
-                Err(_) => unsafe { release(p) },
+                maybe_age(now);
+                return;
             }
-            maybe_age(now);
-            return;
         }
-    }
-    if cfg.bigcache {
-        if let Some(class) =
-            cache::class_for_request(h.size as usize).filter(|_| h.size as usize >= CACHE_MIN)
-        {
-            cache::note_release(slot, class, os::now_coarse_ns());
+        if let Some(c) = ghost_class {
+            cache::note_release(slot, c, os::now_coarse_ns());
         }
     }
     // SAFETY: `p` is ours and dead.
@@ -269,7 +303,6 @@ pub fn age_cache(now: u64) {
             }
         },
         |p| {
-            cache::forget_bytes(span_of(p));
             // SAFETY: the block left the cache, so nobody holds it.
             unsafe { release(p as *mut u8) };
         },

@@ -1,18 +1,24 @@
 //! The set of live big-block pointers: how `free` tells a big block of ours from a
 //! foreign pointer (or one already freed) without reading memory that may not be mapped.
-//! An open-addressing hash set in its own mapping, behind a spin lock; big blocks cost a
-//! syscall or a cache lookup anyway, so the lock is not on any hot path.
+//! An open-addressing hash set in its own mapping. Changes (a block mapped, released or
+//! moved) take a spin lock; lookups take none: they read the table as a seqlock reader
+//! (the version is odd while a change is under way, and a lookup that saw it change
+//! looks again). A table outgrown is never unmapped, only emptied with `MADV_DONTNEED`,
+//! so a lookup still reading it reads zeros, not unmapped memory, and then looks again.
 
 use crate::lock::SpinLock;
 use crate::os;
 use core::ptr;
+use core::sync::atomic::{
+    fence, AtomicPtr, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 
 struct Table {
-    slots: *mut usize,
+    slots: *mut AtomicUsize,
     cap: usize,
     len: usize,
 }
-// SAFETY: the slot array is only touched under the lock.
+// SAFETY: the slot array is changed only under the lock (readers only load from it).
 unsafe impl Send for Table {}
 
 static TABLE: SpinLock<Table> = SpinLock::new(
@@ -23,19 +29,72 @@ static TABLE: SpinLock<Table> = SpinLock::new(
         len: 0,
     },
 );
+/// What lookups read: the current slot array and its capacity, and the change count
+/// (odd while a change is under way).
+static SLOTS: AtomicPtr<AtomicUsize> = AtomicPtr::new(ptr::null_mut());
+static CAP: AtomicUsize = AtomicUsize::new(0);
+static VERSION: AtomicUsize = AtomicUsize::new(0);
 
 const MIN_CAP: usize = 1024;
 
-impl Table {
-    fn home(&self, key: usize) -> usize {
-        // Fibonacci hashing of the pointer without its always-zero low bits.
-        let h = ((key >> 4) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (h >> (64 - self.cap.trailing_zeros())) as usize
-    }
+/// Fibonacci hashing of the pointer without its always-zero low bits.
+fn home(key: usize, cap: usize) -> usize {
+    let h = ((key >> 4) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> (64 - cap.trailing_zeros())) as usize
+}
 
-    fn slot(&self, i: usize) -> *mut usize {
+/// Slot `i` of `slots`.
+///
+/// # Safety
+/// `slots` must hold at least `i + 1` slots and stay mapped.
+unsafe fn slot<'a>(slots: *mut AtomicUsize, i: usize) -> &'a AtomicUsize {
+    // SAFETY: per the caller.
+    unsafe { &*slots.add(i) }
+}
+
+/// Whether `key` is in `slots` (capacity `cap`). At most `cap` probes: a lookup racing a
+/// change may see a torn table, and the version check then sends it round again.
+fn probe(slots: *mut AtomicUsize, cap: usize, key: usize) -> bool {
+    if cap == 0 {
+        return false;
+    }
+    let mut i = home(key, cap);
+    for _ in 0..cap {
+        // SAFETY: i < cap; arrays are never unmapped.
+        let v = unsafe { slot(slots, i) }.load(Relaxed);
+        if v == key {
+            return true;
+        }
+        if v == 0 {
+            return false;
+        }
+        i = (i + 1) & (cap - 1);
+    }
+    false
+}
+
+/// A change in progress: the version is odd from `begin` until the guard drops.
+struct Change;
+
+impl Change {
+    fn begin() -> Change {
+        let v = VERSION.load(Relaxed);
+        VERSION.store(v + 1, Relaxed);
+        fence(Release);
+        Change
+    }
+}
+
+impl Drop for Change {
+    fn drop(&mut self) {
+        VERSION.fetch_add(1, Release);
+    }
+}
+
+impl Table {
+    fn slot(&self, i: usize) -> &AtomicUsize {
         // SAFETY: callers pass i < cap; the slot array holds cap entries.
-        unsafe { self.slots.add(i) }
+        unsafe { slot(self.slots, i) }
     }
 
     fn find(&self, key: usize) -> Option<usize> {
@@ -43,10 +102,9 @@ impl Table {
             return None;
         }
         let mask = self.cap - 1;
-        let mut i = self.home(key);
+        let mut i = home(key, self.cap);
         loop {
-            // SAFETY: i <= mask < cap.
-            let v = unsafe { *self.slot(i) };
+            let v = self.slot(i).load(Relaxed);
             if v == key {
                 return Some(i);
             }
@@ -59,7 +117,7 @@ impl Table {
 
     fn grow(&mut self) -> bool {
         let new_cap = if self.cap == 0 { MIN_CAP } else { self.cap * 2 };
-        let slots = os::map(0, new_cap * 8) as *mut usize;
+        let slots = os::map(0, new_cap * 8) as *mut AtomicUsize;
         if slots.is_null() {
             return false;
         }
@@ -68,19 +126,29 @@ impl Table {
             cap: self.cap,
             len: self.len,
         };
-        self.slots = slots;
-        self.cap = new_cap;
-        self.len = 0;
+        // Filled before lookups can see it.
+        let mut new = Table {
+            slots,
+            cap: new_cap,
+            len: 0,
+        };
         for i in 0..old.cap {
-            // SAFETY: i < old.cap.
-            let v = unsafe { *old.slot(i) };
+            let v = old.slot(i).load(Relaxed);
             if v != 0 {
-                self.put(v);
+                new.put(v);
             }
         }
+        {
+            let _change = Change::begin();
+            *self = new;
+            SLOTS.store(slots, Relaxed);
+            CAP.store(new_cap, Relaxed);
+        }
         if old.cap != 0 {
-            // SAFETY: the old array is ours and no longer referenced.
-            unsafe { os::unmap(old.slots as *mut u8, old.cap * 8) };
+            // A lookup may still be reading the old array: it stays mapped, its pages
+            // given back (it reads zeros there, and its version check fails).
+            // SAFETY: the old array is ours and nothing writes it any more.
+            unsafe { os::advise(old.slots.cast(), old.cap * 8, libc::MADV_DONTNEED) };
         }
         true
     }
@@ -88,15 +156,12 @@ impl Table {
     /// Inserts a key known to be absent, with room guaranteed.
     fn put(&mut self, key: usize) {
         let mask = self.cap - 1;
-        let mut i = self.home(key);
-        // SAFETY: indices are masked below cap; the load factor stays <= 1/2, so a free
-        // slot exists.
-        unsafe {
-            while *self.slot(i) != 0 {
-                i = (i + 1) & mask;
-            }
-            *self.slot(i) = key;
+        let mut i = home(key, self.cap);
+        // The load factor stays <= 1/2, so a free slot exists.
+        while self.slot(i).load(Relaxed) != 0 {
+            i = (i + 1) & mask;
         }
+        self.slot(i).store(key, Relaxed);
         self.len += 1;
     }
 
@@ -104,27 +169,24 @@ impl Table {
     fn delete_at(&mut self, mut hole: usize) {
         let mask = self.cap - 1;
         let mut j = hole;
-        // SAFETY: every index is masked below cap.
-        unsafe {
-            *self.slot(hole) = 0;
-            loop {
-                j = (j + 1) & mask;
-                let v = *self.slot(j);
-                if v == 0 {
-                    break;
-                }
-                let k = self.home(v);
-                // Move `v` into the hole unless its home lies cyclically in (hole, j].
-                let stays = if hole <= j {
-                    hole < k && k <= j
-                } else {
-                    hole < k || k <= j
-                };
-                if !stays {
-                    *self.slot(hole) = v;
-                    *self.slot(j) = 0;
-                    hole = j;
-                }
+        self.slot(hole).store(0, Relaxed);
+        loop {
+            j = (j + 1) & mask;
+            let v = self.slot(j).load(Relaxed);
+            if v == 0 {
+                break;
+            }
+            let k = home(v, self.cap);
+            // Move `v` into the hole unless its home lies cyclically in (hole, j].
+            let stays = if hole <= j {
+                hole < k && k <= j
+            } else {
+                hole < k || k <= j
+            };
+            if !stays {
+                self.slot(hole).store(v, Relaxed);
+                self.slot(j).store(0, Relaxed);
+                hole = j;
             }
         }
         self.len -= 1;
@@ -137,6 +199,7 @@ pub fn insert(p: *mut u8) -> bool {
     if (t.len + 1) * 2 > t.cap && !t.grow() {
         return false;
     }
+    let _change = Change::begin();
     t.put(p as usize);
     true
 }
@@ -146,6 +209,7 @@ pub fn remove(p: *mut u8) -> bool {
     let mut t = TABLE.lock();
     match t.find(p as usize) {
         Some(i) => {
+            let _change = Change::begin();
             t.delete_at(i);
             true
         }
@@ -162,6 +226,7 @@ pub fn relocate(old: *mut u8, relocate: impl FnOnce() -> *mut u8) -> *mut u8 {
     let new = relocate();
     if !new.is_null() && new != old {
         if let Some(i) = t.find(old as usize) {
+            let _change = Change::begin();
             t.delete_at(i);
             t.put(new as usize); // the deletion made room
         }
@@ -169,8 +234,20 @@ pub fn relocate(old: *mut u8, relocate: impl FnOnce() -> *mut u8) -> *mut u8 {
     new
 }
 
+/// Whether `p` is a recorded big block. Takes no lock: reads the table between two
+/// readings of the version, and again if a change came in between.
 pub fn contains(p: *const u8) -> bool {
-    TABLE.lock().find(p as usize).is_some()
+    loop {
+        let v = VERSION.load(Acquire);
+        if v & 1 == 0 {
+            let found = probe(SLOTS.load(Relaxed), CAP.load(Relaxed), p as usize);
+            fence(Acquire);
+            if VERSION.load(Relaxed) == v {
+                return found;
+            }
+        }
+        core::hint::spin_loop();
+    }
 }
 
 pub fn lock_for_fork() {
@@ -187,6 +264,47 @@ pub unsafe fn unlock_after_fork() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lookups take no lock: while another thread inserts and removes thousands of keys
+    /// (growing the table, shifting clusters), keys that stay are always found and a key
+    /// never inserted never is.
+    #[test]
+    fn lookups_during_changes_see_every_key_that_stays() {
+        let base = 0x5000_0000_0000usize;
+        let stay: Vec<usize> = (0..64).map(|i| base + i * 4096 + 32).collect();
+        for &k in &stay {
+            assert!(insert(k as *mut u8));
+        }
+        let absent = base - 4096 + 32;
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for round in 0..20usize {
+                    let keys: Vec<usize> = (0..3000)
+                        .map(|i| base + (1 << 30) + (round * 3000 + i) * 4096 + 32)
+                        .collect();
+                    for &k in &keys {
+                        assert!(insert(k as *mut u8));
+                    }
+                    for &k in &keys {
+                        assert!(remove(k as *mut u8));
+                    }
+                }
+                done.store(true, Relaxed);
+            });
+            let mut lookups = 0u64;
+            while !done.load(Relaxed) || lookups < 1000 {
+                for &k in &stay {
+                    assert!(contains(k as *const u8), "lost {k:#x} during a change");
+                }
+                assert!(!contains(absent as *const u8));
+                lookups += 1;
+            }
+        });
+        for &k in &stay {
+            assert!(remove(k as *mut u8));
+        }
+    }
 
     #[test]
     fn insert_remove_and_replace_under_collisions() {

@@ -26,6 +26,8 @@ use ucb1::{Ucb1, Ucb1Params};
 
 /// UCB1 explores on one big allocation in this many (offset from ELO's selections).
 pub const UCB1_EXPLORE_EVERY: u64 = 8;
+/// The learner times 1 big allocation in this many (research mode: all of them).
+pub const SAMPLE_EVERY: u64 = 8;
 /// The heavy tick (ELO update, UCB1 hysteresis, lifecycle window, cache ageing).
 pub const HEAVY_TICK_EVERY: u64 = 1024;
 /// In CANARY, one decision in this many tries the candidate (5 %).
@@ -41,9 +43,10 @@ pub struct Decision {
     /// The UCB1 arm that decided (or NONE).
     pub arm: u8,
     pub canary: bool,
-    /// Time this call and feed the cost back (every learned decision: a big allocation
-    /// costs a syscall or a cache lookup, ≥ 100 ns, beside which two vDSO clock reads are
-    /// cheap, and learning needs the samples; the fixed threshold learns nothing).
+    /// Time this call and feed the cost back: 1 learned decision in `SAMPLE_EVERY` (every
+    /// one in research mode), and every UCB1 exploration and canary decision, which exist
+    /// to be measured. The others skip the two clock reads and the learners' locks, so a
+    /// BigCache hit stays a few atomic operations. The fixed threshold learns nothing.
     pub sample: bool,
     /// The call's sequence number among big allocations.
     pub seq: u64,
@@ -123,24 +126,29 @@ fn strategy_threshold(i: u8) -> usize {
     elo::thresholds()[i as usize % elo::STRATEGIES]
 }
 
+/// Whether call `seq` is timed (see `Decision::sample`).
+fn sampled(seq: u64) -> bool {
+    seq % SAMPLE_EVERY == 0 || config::get().mode == config::Mode::Research
+}
+
 fn elo_decision(i: u8, seq: u64) -> Decision {
     Decision {
         threshold: strategy_threshold(i),
         strategy: i,
         arm: NONE,
         canary: false,
-        sample: true,
+        sample: sampled(seq),
         seq,
     }
 }
 
-fn ucb1_decision(arm: usize, seq: u64) -> Decision {
+fn ucb1_decision(arm: usize, seq: u64, sample: bool) -> Decision {
     Decision {
         threshold: ucb1::ARMS[arm],
         strategy: NONE,
         arm: arm as u8,
         canary: false,
-        sample: true,
+        sample,
         seq,
     }
 }
@@ -159,6 +167,7 @@ pub fn decide(slot: usize, size: usize) -> Decision {
             Phase::Canary if seq % CANARY_EVERY == 0 => {
                 let mut d = elo_decision(CANARY_CHOICE.load(Relaxed), seq);
                 d.canary = true;
+                d.sample = true;
                 return d;
             }
             Phase::Canary => return elo_decision(FROZEN_CHOICE.load(Relaxed), seq),
@@ -171,10 +180,10 @@ pub fn decide(slot: usize, size: usize) -> Decision {
         UCB_IN_USE[slot].store(true, Relaxed);
         let u = UCB[slot].lock();
         if seq % UCB1_EXPLORE_EVERY == UCB1_EXPLORE_EVERY / 2 {
-            return ucb1_decision(u.select(), seq);
+            return ucb1_decision(u.select(), seq, true);
         }
         if u.adoptions > 0 {
-            return ucb1_decision(u.adopted, seq);
+            return ucb1_decision(u.adopted, seq, sampled(seq));
         }
     }
     if !cfg.elo {

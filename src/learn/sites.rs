@@ -74,9 +74,11 @@ pub fn slot(site: Site) -> usize {
     OTHER
 }
 
-/// The histogram bucket of a size: the BigCache class it falls in (clamped to 0..8).
+/// The histogram bucket of a size: the BigCache class it falls in; the last bucket takes
+/// everything above 8 MiB.
 pub fn bucket(size: usize) -> usize {
-    crate::size_class::big_class_for_request(size).unwrap_or(HIST_BUCKETS - 1)
+    crate::size_class::big_class_for_request(size)
+        .map_or(HIST_BUCKETS - 1, |c| c.min(HIST_BUCKETS - 1))
 }
 
 pub fn on_alloc(i: usize, size: usize, threshold: usize) {
