@@ -202,6 +202,20 @@ fn forget(site_slot: usize, span: usize) {
 #[inline]
 pub fn take(site_slot: usize, class: usize) -> Option<(usize, usize)> {
     let own = site_slot % SITE_SLOTS;
+    match STACK[index(own, class)].pop() {
+        Some(i) => Some(hand_out(i, class, own)),
+        None => take_elsewhere(own, class),
+    }
+}
+
+/// The miss path of `take`: the site's other classes, then the other sites.
+#[cold]
+#[inline(never)]
+fn take_elsewhere(own: usize, class: usize) -> Option<(usize, usize)> {
+    if BYTES.load(Relaxed) == 0 {
+        MISSES.fetch_add(1, Relaxed);
+        return None; // nothing cached anywhere: no search
+    }
     let Some((i, found, site)) = pop_nearest(own, class).or_else(|| {
         // The next sites first: each site looks from its own place on.
         (1..SITE_SLOTS)
@@ -212,17 +226,23 @@ pub fn take(site_slot: usize, class: usize) -> Option<(usize, usize)> {
         MISSES.fetch_add(1, Relaxed);
         return None;
     };
-    let (p, span) = (NODE[i].block.load(Relaxed), NODE[i].span.load(Relaxed));
-    SPARE.push(i);
-    forget(site, span);
-    HITS.fetch_add(1, Relaxed);
     if found != class {
         RESIZED.fetch_add(1, Relaxed);
     }
     if site != own {
         BORROWED.fetch_add(1, Relaxed);
     }
-    Some((p, found))
+    Some(hand_out(i, found, site))
+}
+
+/// Node `i` (of `site`'s stack for class `found`), just popped: its block leaves the cache.
+#[inline(always)]
+fn hand_out(i: usize, found: usize, site: usize) -> (usize, usize) {
+    let (p, span) = (NODE[i].block.load(Relaxed), NODE[i].span.load(Relaxed));
+    SPARE.push(i);
+    forget(site, span);
+    HITS.fetch_add(1, Relaxed);
+    (p, found)
 }
 
 /// Pops the node of `site`'s block nearest to `class`: (node, its class, `site`).

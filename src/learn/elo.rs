@@ -13,13 +13,20 @@ pub const STRATEGIES: usize = 12;
 pub const DRAW_MARGIN: f64 = 0.05;
 
 /// Thresholds 512 KiB · 64^(i/11), rounded to 4 KiB: 512 KiB … 32 MiB.
-pub fn thresholds() -> [usize; STRATEGIES] {
+pub const THRESHOLDS: [usize; STRATEGIES] = {
     let mut t = [0; STRATEGIES];
-    for (i, v) in t.iter_mut().enumerate() {
+    let mut i = 0;
+    while i < STRATEGIES {
         let x = (512 << 10) as f64 * math::pow(64.0, i as f64 / 11.0);
-        *v = ((x / 4096.0).round() as usize) * 4096;
+        t[i] = ((x / 4096.0 + 0.5) as usize) * 4096; // rounded to the nearest page
+        i += 1;
     }
     t
+};
+
+/// The thresholds (`THRESHOLDS`).
+pub const fn thresholds() -> [usize; STRATEGIES] {
+    THRESHOLDS
 }
 
 #[derive(Clone, Copy, Debug)]

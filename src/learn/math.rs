@@ -2,12 +2,46 @@
 //! call the C library's `log` and `pow`, which live in `libm`: using them made
 //! `libhakmem.so` depend on `libm.so.6`, one more object for the loader to map at every
 //! process start. Relative error below 1e-12 over the learners' ranges (tested against
-//! the standard library). Pure logic: runs under Miri.
+//! the standard library). `const fn`, so constant tables (ELO's thresholds) are computed
+//! at compile time. Pure logic: runs under Miri.
 
 const LN2: f64 = core::f64::consts::LN_2;
 
+/// Evaluates `c[0] + x·(c[1] + x·(c[2] + …))`.
+const fn horner(x: f64, c: &[f64]) -> f64 {
+    let mut acc = 0.0;
+    let mut i = c.len();
+    while i > 0 {
+        i -= 1;
+        acc = acc * x + c[i];
+    }
+    acc
+}
+
+/// 1/1, 1/3, 1/5, …, 1/23: ln m = 2·atanh(s) = 2·s·Σ s²ᵏ/(2k + 1).
+const ATANH: [f64; 12] = {
+    let mut c = [0.0; 12];
+    let mut k = 0;
+    while k < 12 {
+        c[k] = 1.0 / (2 * k + 1) as f64;
+        k += 1;
+    }
+    c
+};
+
+/// 1/n! for n = 0 … 17: e^r = Σ rⁿ/n!.
+const EXP: [f64; 18] = {
+    let mut c = [1.0; 18];
+    let mut n = 1;
+    while n < 18 {
+        c[n] = c[n - 1] / n as f64;
+        n += 1;
+    }
+    c
+};
+
 /// Natural logarithm of `x` (NaN for negative or NaN, -inf for 0, inf for inf).
-pub fn ln(x: f64) -> f64 {
+pub const fn ln(x: f64) -> f64 {
     if x.is_nan() || x < 0.0 {
         return f64::NAN;
     }
@@ -27,25 +61,16 @@ pub fn ln(x: f64) -> f64 {
     let mut e = ((bits >> 52) & 0x7ff) as i64 - 1023 + bias;
     let mut m = f64::from_bits((bits & ((1u64 << 52) - 1)) | (1023u64 << 52));
     if m > core::f64::consts::SQRT_2 {
-        m /= 2.0; // m in [√½, √2): the series below converges fast there
+        m /= 2.0; // m in [√½, √2): the series converges fast there
         e += 1;
     }
-    // ln m = 2·atanh(s) = 2·(s + s³/3 + s⁵/5 + …), s = (m − 1)/(m + 1), |s| < 0.172.
+    // s = (m − 1)/(m + 1), |s| < 0.172: twelve terms reach below 1e-17.
     let s = (m - 1.0) / (m + 1.0);
-    let s2 = s * s;
-    let mut term = s;
-    let mut sum = 0.0;
-    let mut k = 1.0;
-    while k < 30.0 {
-        sum += term / k;
-        term *= s2;
-        k += 2.0;
-    }
-    e as f64 * LN2 + 2.0 * sum
+    e as f64 * LN2 + 2.0 * s * horner(s * s, &ATANH)
 }
 
 /// e to the power `x` (0 below -745, inf above 709.8).
-pub fn exp(x: f64) -> f64 {
+pub const fn exp(x: f64) -> f64 {
     if x.is_nan() {
         return x;
     }
@@ -55,24 +80,16 @@ pub fn exp(x: f64) -> f64 {
     if x < -745.0 {
         return 0.0;
     }
-    // x = k·ln 2 + r, |r| ≤ ln 2 / 2; e^x = 2^k · e^r, e^r by its Taylor series.
+    // x = k·ln 2 + r, |r| ≤ ln 2 / 2; e^x = 2^k · e^r (|r|¹⁸/18! < 1e-22).
     let k = (x / LN2 + if x < 0.0 { -0.5 } else { 0.5 }) as i64;
     let r = x - k as f64 * LN2;
-    let mut term = 1.0;
-    let mut sum = 1.0;
-    let mut n = 1.0;
-    while n < 20.0 {
-        term *= r / n;
-        sum += term;
-        n += 1.0;
-    }
     // 2^k in two steps, so that k down to -1074 and up to 1023 stays representable.
     let half = k / 2;
-    sum * pow2(half) * pow2(k - half)
+    horner(r, &EXP) * pow2(half) * pow2(k - half)
 }
 
 /// 2^k for -1022 ≤ k ≤ 1023 (0 or inf beyond).
-fn pow2(k: i64) -> f64 {
+const fn pow2(k: i64) -> f64 {
     if k < -1022 {
         return 0.0;
     }
@@ -83,7 +100,7 @@ fn pow2(k: i64) -> f64 {
 }
 
 /// `base` to the power `y`, for `base > 0`.
-pub fn pow(base: f64, y: f64) -> f64 {
+pub const fn pow(base: f64, y: f64) -> f64 {
     exp(y * ln(base))
 }
 
