@@ -102,8 +102,10 @@ pub struct Config {
     pub check: bool,
 }
 
-/// The BigCache's cap: 1 GiB unless `HAKMEM_BIGCACHE_MB` says otherwise (up to 1 TiB).
-pub const DEFAULT_BIGCACHE_CAP: usize = 1 << 30;
+/// The BigCache's cap: 4 GiB of mappings unless `HAKMEM_BIGCACHE_MB` says otherwise (up to
+/// 1 TiB). Mapped, not resident: only the pages a program wrote count in its RSS, and the
+/// thermal policy gives idle blocks' pages back (250 ms) and then the blocks (2 s).
+pub const DEFAULT_BIGCACHE_CAP: usize = 4 << 30;
 pub const MAX_BIGCACHE_MB: usize = 1 << 20;
 /// The threshold when no learner runs.
 pub const FIXED_THRESHOLD: usize = 2 << 20;

@@ -1,7 +1,7 @@
 //! BigCache: freed big blocks kept per (call site, size class) and handed back before the
 //! OS is asked. It holds a working set, bounded by bytes rather than by ways: any number of
 //! blocks per (site, class), up to a cap on the bytes cached in all (`HAKMEM_BIGCACHE_MB`,
-//! default 1 GiB) and a share of it per site. Classes 512 KiB … 64 MiB; 256 site slots (the
+//! default 4 GiB) and a share of it per site. Classes 512 KiB … 64 MiB; 256 site slots (the
 //! site's table index, so a lookup is a direct index, no hash).
 //!
 //! Each (site, class) is a LIFO stack: the block freed last, whose pages are the warmest,
@@ -22,12 +22,11 @@ pub use crate::size_class::{
     BIG_CLASSES as CLASSES,
 };
 pub const SITE_SLOTS: usize = 256;
-/// Cached blocks at most: more than the default cap holds of the smallest class (2048).
+/// Cached blocks at most: as many as the default cap holds of the smallest class.
 pub const NODES: usize = 8192;
 const STACKS: usize = SITE_SLOTS * CLASSES.len();
 
-/// The default cap on cached bytes, and the share of the cap one site may hold.
-pub const DEFAULT_CAP: usize = 1 << 30;
+/// The share of the cap (`config::DEFAULT_BIGCACHE_CAP` unless set) one site may hold.
 pub const fn site_share(cap: usize) -> usize {
     cap / 4 * 3
 }

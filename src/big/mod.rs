@@ -133,7 +133,11 @@ pub fn take_cached(slot: usize, class: usize, site: Site, size: usize) -> *mut u
         return ptr::null_mut();
     };
     let mut p = v as *mut u8;
-    if found != class {
+    // A block of another class is resized to this one, unless it is larger by at most 2×:
+    // then it is handed out whole (its pages stay resident and the next, larger request
+    // needs no fault), as `resize_in_place` keeps a block that `new` still half fills.
+    let capacity = span_of(v) - HEADER_SIZE;
+    if found != class && !(size..=2 * size).contains(&capacity) {
         p = resize_cached(p, cache::CLASSES[class]);
         if p.is_null() {
             return p;
