@@ -41,6 +41,8 @@ fn init_slow() {
         THREAD_KEY.store(key as usize + 1, Ordering::Release);
     }
     config::get();
+    // Idle cached big blocks leave on the pool's refills too, not only on big-block calls.
+    pool::heap::set_on_refill(big::age_if_due);
     STATE.store(READY, Ordering::Release);
     // SAFETY: the handlers are `extern "C" fn()` with no preconditions.
     unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };

@@ -171,6 +171,12 @@ pub struct CacheTotals {
     pub bytes: u64,
 }
 
+/// Bytes held by cached blocks now.
+#[inline]
+pub fn bytes() -> usize {
+    BYTES.load(Relaxed)
+}
+
 pub fn totals() -> CacheTotals {
     CacheTotals {
         hits: HITS.load(Relaxed),

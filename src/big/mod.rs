@@ -271,6 +271,14 @@ unsafe fn release(p: *mut u8) {
     }
 }
 
+/// Runs the thermal policy if it is due and anything is cached (one load otherwise): the
+/// pool runs this on its refills (`pool::heap::set_on_refill`).
+pub fn age_if_due() {
+    if cache::bytes() != 0 {
+        maybe_age(os::now_coarse_ns());
+    }
+}
+
 /// Runs the thermal policy at most every 100 ms.
 fn maybe_age(now: u64) {
     let last = LAST_AGE_NS.load(Relaxed);

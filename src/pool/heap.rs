@@ -18,7 +18,7 @@ use crate::size_class::{bin_of, bin_size, NBINS};
 use crate::{os, tls};
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::Release};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::Relaxed, Ordering::Release};
 
 /// A counter written by one thread (plain load + store, no atomic read-modify-write, so
 /// the fast path stays lock-free and cheap) and read by anyone for the stats.
@@ -336,12 +336,27 @@ pub unsafe fn usable_size(p: *const u8) -> usize {
 // Slow paths
 // ---------------------------------------------------------------------------------------
 
+/// What a layer above runs on every pool refill (`alloc_slow`): the big-block thermal
+/// policy, set by `init`, so that a program that stopped making big allocations still
+/// gives its idle cached big blocks back as it goes on. Null: nothing.
+static ON_REFILL: AtomicPtr<()> = AtomicPtr::new(ptr::null_mut());
+
+/// Sets the function every pool refill runs (it must be cheap when there is nothing to do).
+pub fn set_on_refill(f: fn()) {
+    ON_REFILL.store(f as *mut (), Relaxed);
+}
+
 #[cold]
 #[inline(never)]
 unsafe fn alloc_slow(bin: usize) -> *mut u8 {
     let heap = current();
     if heap.is_null() {
         return ptr::null_mut(); // no heap yet: the caller attaches one (see the module doc)
+    }
+    let on_refill = ON_REFILL.load(Relaxed);
+    if !on_refill.is_null() {
+        // SAFETY: only `set_on_refill` stores here, and it stores a `fn()`.
+        unsafe { core::mem::transmute::<*mut (), fn()>(on_refill)() };
     }
     // SAFETY: `heap` is this thread's live heap.
     unsafe {
