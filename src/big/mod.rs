@@ -124,8 +124,9 @@ pub fn announce(p: *mut u8, size: usize, zeroed: bool) {
 }
 
 /// Takes a cached block of `class` for `site` (table slot `slot`) from the BigCache and
-/// makes it live for `size` bytes; null on a miss. A block of another class of the site is
-/// resized to this class with `mremap` (its pages that stay keep their frames: no faults).
+/// makes it live for `size` bytes; null on a miss. A block of another class (the site's
+/// nearest, or another site's) is resized to this class with `mremap` (its pages that stay
+/// keep their frames: no faults), unless it holds `size` with at most 2× to spare.
 /// A hit makes the block hot: it stays cacheable whatever the threshold says later (the
 /// thermal policy's "hot → keep").
 pub fn take_cached(slot: usize, class: usize, site: Site, size: usize) -> *mut u8 {
@@ -225,8 +226,8 @@ pub unsafe fn free(p: *mut u8) {
     if cfg.bigcache && h.offset as usize == HEADER_SIZE {
         let (span, size) = (h.span as usize, h.size as usize);
         let ghost_class = cache::class_for_request(size).filter(|_| size >= CACHE_MIN);
+        let now = os::now_coarse_ns();
         if let Some(class) = cache::class_for_block(span - HEADER_SIZE) {
-            let now = os::now_coarse_ns();
             // Kept: a block mapped to be kept, or one whose (site, class) released a block
             // moments ago (its ghost: this site frees such blocks again and again).
             let ghost = ghost_class.is_some_and(|c| cache::recently_released(slot, c, now));
@@ -243,7 +244,7 @@ pub unsafe fn free(p: *mut u8) {
             }
         }
         if let Some(c) = ghost_class {
-            cache::note_release(slot, c, os::now_coarse_ns());
+            cache::note_release(slot, c, now);
         }
     }
     // SAFETY: `p` is ours and dead.
