@@ -1,5 +1,6 @@
-//! The original's feature-isolation study: the reuse path and the vm and mixed scenarios
-//! under the default configuration and each kill switch, one child process per cell (the
+//! The original's feature-isolation study: the reuse path, the vm and mixed scenarios and
+//! the big-block workloads (batch of 200 × 2 MiB, churn of 20 live 5–25 MiB blocks, realloc
+//! growth 1 → 64 MiB) under the default configuration and each kill switch, one child process per cell (the
 //! configuration is read once per process).
 
 use microbench::table::Table;
@@ -16,7 +17,14 @@ pub const CONFIGS: [(&str, &[(&str, &str)]); 4] = [
     ("HAKMEM_DISABLE_ELO=1", &[("HAKMEM_DISABLE_ELO", "1")]),
     ("HAKMEM_MINIMAL=1", &[("HAKMEM_MINIMAL", "1")]),
 ];
-pub const WORKLOADS: [&str; 3] = ["reuse_path", "vm", "mixed"];
+pub const WORKLOADS: [&str; 6] = [
+    "reuse_path",
+    "vm",
+    "mixed",
+    "big_batch",
+    "big_churn",
+    "big_realloc",
+];
 
 #[derive(Clone, Debug)]
 pub struct Cell {

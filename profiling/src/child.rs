@@ -3,6 +3,7 @@
 
 use microbench::probes::{self, Run};
 use microbench::scenarios::Scenario;
+use microbench::workloads;
 use std::alloc::{GlobalAlloc, Layout};
 use std::time::{Duration, Instant};
 
@@ -33,7 +34,19 @@ pub fn run_probe(name: &str, iters: u64, seconds: Option<f64>) -> Result<(), Str
     Ok(())
 }
 
-pub const WORKLOADS: [&str; 5] = ["reuse_path", "json", "mir", "vm", "mixed"];
+pub const WORKLOADS: [&str; 8] = [
+    "reuse_path",
+    "json",
+    "mir",
+    "vm",
+    "mixed",
+    "big_batch",
+    "big_churn",
+    "big_realloc",
+];
+
+/// Replacements per run of `big_churn` (20 live blocks of 5–25 MiB).
+const CHURN_STEPS: usize = 40;
 
 fn minor_faults() -> u64 {
     // SAFETY: getrusage fills a zeroed struct.
@@ -76,6 +89,31 @@ pub fn run_workload(name: &str, reps: usize, warm: bool) -> Result<String, Strin
                 probes::OPS as usize
             })
         }
+        // The big-block shapes of the criterion `big/*` groups and the C programs
+        // `bigbatch_2m`, `bigchurn` and `bigrealloc` (microbench::workloads); one
+        // operation is one block (batch, churn) or one realloc (growth).
+        "big_batch" => {
+            let (_, size, n) = workloads::BIG_BATCHES[1];
+            let l = Layout::from_size_align(size, 16).unwrap();
+            let mut slots = vec![std::ptr::null_mut(); n];
+            Box::new(move || {
+                workloads::big_batch(&HAKMEM, l, &mut slots);
+                n
+            })
+        }
+        "big_churn" => {
+            let mut churn = workloads::BigChurn::new(&HAKMEM);
+            Box::new(move || {
+                for _ in 0..CHURN_STEPS {
+                    churn.step();
+                }
+                CHURN_STEPS
+            })
+        }
+        "big_realloc" => Box::new(|| {
+            workloads::big_realloc(&HAKMEM);
+            6 // 1 MiB -> 64 MiB by doubling
+        }),
         s => {
             let sc = Scenario::parse(s)
                 .ok_or_else(|| format!("no workload named {s:?} (one of {WORKLOADS:?})"))?;

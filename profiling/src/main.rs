@@ -27,7 +27,7 @@ enum Cmd {
     Counters(CountersArgs),
     /// Flamegraphs from perf record (one SVG per probe, plus reuse-vs-pool differential)
     Flame(FlameArgs),
-    /// The feature-isolation study: reuse path, vm and mixed under default and each kill switch
+    /// The feature-isolation study: reuse path, vm, mixed and the big-block workloads under default and each kill switch
     Ablation(AblationArgs),
     /// mmap/munmap/madvise/mremap per scenario, cross-checked with strace
     Syscalls,

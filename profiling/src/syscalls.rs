@@ -8,7 +8,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-pub const SCENARIOS: [&str; 4] = ["json", "mir", "vm", "mixed"];
+pub const SCENARIOS: [&str; 7] = [
+    "json",
+    "mir",
+    "vm",
+    "mixed",
+    "big_batch",
+    "big_churn",
+    "big_realloc",
+];
 pub const CALLS: [&str; 4] = ["mmap", "munmap", "madvise", "mremap"];
 
 #[derive(Clone, Debug)]
