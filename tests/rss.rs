@@ -87,6 +87,42 @@ fn big_set_then_small_only() {
     println!("\nrss {rss0} {rss1} {rss2}");
 }
 
+fn minor_faults() -> i64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    ru.ru_minflt
+}
+
+/// One block grown 1 MiB → 64 MiB by doubling (new pages written, old contents checked),
+/// freed, twice; prints the second growth's page faults and `mremap` calls, and the peak
+/// RSS after the first and the second.
+fn regrow() {
+    let grow = || {
+        let (mut p, mut l) = alloc(1 << 20);
+        while l.size() < 64 << 20 {
+            let new = l.size() * 2;
+            p = unsafe { GLOBAL.realloc(p, l, new) };
+            assert!(!p.is_null());
+            assert_eq!(unsafe { p.add(l.size() - 4096).read() }, 1, "lost contents");
+            touch(unsafe { p.add(l.size()) }, new - l.size());
+            l = Layout::from_size_align(new, 16).unwrap();
+        }
+        free((p, l));
+    };
+    grow();
+    let peak1 = peak_rss_kib();
+    let (f0, m0) = (minor_faults(), hakmem::stats::snapshot().syscalls.mremap);
+    grow();
+    let (f1, m1) = (minor_faults(), hakmem::stats::snapshot().syscalls.mremap);
+    println!("\nrss {} {} {} {}", f1 - f0, m1 - m0, peak1, peak_rss_kib());
+}
+
+fn peak_rss_kib() -> i64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let l = s.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    l.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 fn thread_churn() {
     let run = |n: usize| {
         for _ in 0..n {
@@ -126,6 +162,7 @@ fn child_entry() {
         Ok("churn") => thread_churn(),
         Ok("big_then_small") => big_set_then_small_only(),
         Ok("alternating") => alternating(),
+        Ok("regrow") => regrow(),
         _ => {}
     }
 }
@@ -193,5 +230,23 @@ fn alternating_phases_do_not_grow_without_bound() {
         "RSS grew from {} (phase 10) to {} KiB (phase 20)",
         r[0],
         r[1]
+    );
+}
+
+/// A site whose blocks grew gets its grown block back whole on the next round: the growth
+/// then needs no `mremap` and faults no page in (the first round faulted 16 384), and the
+/// peak stays that of one 64 MiB block.
+#[test]
+fn a_block_that_grew_is_reused_whole_by_the_next_growth() {
+    let r = run("regrow");
+    let (faults, mremaps, peak1, peak2) = (r[0], r[1], r[2], r[3]);
+    assert_eq!(
+        mremaps, 0,
+        "the second growth used mremap ({faults} faults)"
+    );
+    assert!(faults < 1000, "the second growth faulted {faults} pages in");
+    assert!(
+        peak2 <= peak1 + 1024,
+        "peak RSS grew from {peak1} to {peak2} KiB"
     );
 }

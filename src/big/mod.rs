@@ -126,7 +126,9 @@ pub fn announce(p: *mut u8, size: usize, zeroed: bool) {
 /// Takes a cached block of `class` for `site` (table slot `slot`) from the BigCache and
 /// makes it live for `size` bytes; null on a miss. A block of another class (the site's
 /// nearest, or another site's) is resized to this class with `mremap` (its pages that stay
-/// keep their frames: no faults), unless it holds `size` with at most 2× to spare.
+/// keep their frames: no faults), unless it holds `size` with at most 2× to spare, or the
+/// site's blocks grow by `realloc` (then the whole block is handed out, and the growth
+/// finds its pages resident: no `mremap`, no copy, no fault).
 /// A hit makes the block hot: it stays cacheable whatever the threshold says later (the
 /// thermal policy's "hot → keep").
 pub fn take_cached(slot: usize, class: usize, site: Site, size: usize) -> *mut u8 {
@@ -134,11 +136,13 @@ pub fn take_cached(slot: usize, class: usize, site: Site, size: usize) -> *mut u
         return ptr::null_mut();
     };
     let mut p = v as *mut u8;
-    // A block of another class is resized to this one, unless it is larger by at most 2×:
-    // then it is handed out whole (its pages stay resident and the next, larger request
-    // needs no fault), as `resize_in_place` keeps a block that `new` still half fills.
+    // A block of another class is resized to this one, unless it is larger by at most 2×
+    // or the site's blocks grow: then it is handed out whole (its pages stay resident and
+    // the next, larger request needs no fault), as `resize_in_place` keeps a block that
+    // `new` still half fills, or that grows within its mapping.
     let capacity = span_of(v) - HEADER_SIZE;
-    if found != class && !(size..=2 * size).contains(&capacity) {
+    let whole = || (size..=2 * size).contains(&capacity) || capacity >= size && sites::grows(slot);
+    if found != class && !whole() {
         p = resize_cached(p, cache::CLASSES[class]);
         if p.is_null() {
             return p;
@@ -334,9 +338,10 @@ pub fn checked_usable_size(op: &str, p: *mut u8) -> usize {
 }
 
 /// Resizes big block `p` to `new` bytes (`new > POOL_MAX`) without a copy where it can:
-/// a default-aligned block keeps its mapping when `new` still fills at least half of it,
-/// else its mapping grows or shrinks with `mremap` (moving if it must). None when it cannot
-/// (an over-aligned block, or the kernel refused): the front then moves it by copy.
+/// a default-aligned block keeps its mapping when `new` still fills at least half of it or
+/// grows within it, else its mapping grows or shrinks with `mremap` (moving if it must).
+/// None when it cannot (an over-aligned block, or the kernel refused): the front then moves
+/// it by copy.
 ///
 /// # Safety
 /// `p` must be a live big block of ours, not used concurrently.
@@ -347,7 +352,7 @@ pub unsafe fn resize_in_place(p: *mut u8, new: usize) -> Option<*mut u8> {
         return None;
     }
     let capacity = span - HEADER_SIZE;
-    if new <= capacity && new >= capacity / 2 {
+    if new <= capacity && (new >= capacity / 2 || new >= h.size as usize) {
         // SAFETY: live block; only its size field changes.
         unsafe { (*AllocHeader::of(p)).size = new as u64 };
         track::resize_in_place(p, h.size as usize, new);

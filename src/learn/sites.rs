@@ -22,6 +22,9 @@ pub struct SiteEntry {
     pub threshold: AtomicUsize,
     /// BigCache hits for this site.
     pub hits: AtomicU64,
+    /// Times a block of this site grew by `realloc`: a site whose blocks grow is handed a
+    /// larger cached block whole (see `big::take_cached`).
+    pub grows: AtomicU64,
 }
 
 impl SiteEntry {
@@ -35,6 +38,7 @@ impl SiteEntry {
         hist: [const { AtomicU64::new(0) }; HIST_BUCKETS],
         threshold: AtomicUsize::new(0),
         hits: AtomicU64::new(0),
+        grows: AtomicU64::new(0),
     };
 
     /// The site id this entry holds (None: free; `Site::UNKNOWN` for unknown callers).
@@ -97,6 +101,14 @@ pub fn on_free(i: usize, size: usize) {
 /// A live block of site `i` changed size in place (`realloc` without a move or by mremap).
 pub fn on_resize(i: usize, old: usize, new: usize) {
     TABLE[i].live.fetch_add(new as i64 - old as i64, Relaxed);
+    if new > old {
+        TABLE[i].grows.fetch_add(1, Relaxed);
+    }
+}
+
+/// Whether blocks of site `i` have grown by `realloc`.
+pub fn grows(i: usize) -> bool {
+    TABLE[i].grows.load(Relaxed) != 0
 }
 
 /// Entries in use.
