@@ -84,8 +84,8 @@ impl Snapshot {
         )?;
         write!(
             w,
-            "\"big\":{{\"allocs\":{},\"frees\":{}}},",
-            self.big.allocs, self.big.frees
+            "\"big\":{{\"allocs\":{},\"frees\":{},\"splits\":{}}},",
+            self.big.allocs, self.big.frees, self.big.splits
         )?;
         let b = &self.bigcache;
         write!(
@@ -123,8 +123,8 @@ impl Snapshot {
         )?;
         writeln!(
             w,
-            "  big      : {} allocs, {} frees",
-            self.big.allocs, self.big.frees
+            "  big      : {} allocs, {} frees, {} cached blocks split",
+            self.big.allocs, self.big.frees, self.big.splits
         )?;
         writeln!(
             w,

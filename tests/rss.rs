@@ -117,6 +117,26 @@ fn regrow() {
     println!("\nrss {} {} {} {}", f1 - f0, m1 - m0, peak1, peak_rss_kib());
 }
 
+/// A 24 MiB block written and freed, then a 4 MiB request (which splits the cached block:
+/// its 20 MiB tail stays cached) and a 16 MiB one (served by the tail); prints the splits,
+/// mappings and page faults of the two requests.
+fn split() {
+    free(alloc(24 << 20));
+    let s0 = hakmem::stats::snapshot();
+    let f0 = minor_faults();
+    let small = alloc(4 << 20);
+    let large = alloc(16 << 20);
+    let (f1, s1) = (minor_faults(), hakmem::stats::snapshot());
+    free(small);
+    free(large);
+    println!(
+        "\nrss {} {} {}",
+        s1.big.splits - s0.big.splits,
+        s1.syscalls.mmap - s0.syscalls.mmap,
+        f1 - f0
+    );
+}
+
 fn peak_rss_kib() -> i64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();
     let l = s.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
@@ -163,6 +183,7 @@ fn child_entry() {
         Ok("big_then_small") => big_set_then_small_only(),
         Ok("alternating") => alternating(),
         Ok("regrow") => regrow(),
+        Ok("split") => split(),
         _ => {}
     }
 }
@@ -249,4 +270,15 @@ fn a_block_that_grew_is_reused_whole_by_the_next_growth() {
         peak2 <= peak1 + 1024,
         "peak RSS grew from {peak1} to {peak2} KiB"
     );
+}
+
+/// A cached block much larger than the request is split, not shrunk: the tail stays cached
+/// with its pages, and the next request it fits needs no mapping and no page fault.
+#[test]
+fn a_split_cached_block_serves_the_next_request_from_its_tail() {
+    let r = run("split");
+    let (splits, mmaps, faults) = (r[0], r[1], r[2]);
+    assert_eq!(splits, 1, "the 24 MiB block was not split");
+    assert_eq!(mmaps, 0, "a request mapped fresh memory");
+    assert!(faults < 100, "{faults} pages faulted in (a fresh 20 MiB is 5120)");
 }

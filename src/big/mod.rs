@@ -24,18 +24,22 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static FREES: AtomicU64 = AtomicU64::new(0);
+static SPLITS: AtomicU64 = AtomicU64::new(0);
 static LAST_AGE_NS: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BigTotals {
     pub allocs: u64,
     pub frees: u64,
+    /// Cached blocks split: the head handed out, the tail cached (`resize_cached`).
+    pub splits: u64,
 }
 
 pub fn totals() -> BigTotals {
     BigTotals {
         allocs: ALLOCS.load(Relaxed),
         frees: FREES.load(Relaxed),
+        splits: SPLITS.load(Relaxed),
     }
 }
 
@@ -44,6 +48,9 @@ pub const MAX_SIZE: usize = isize::MAX as usize / 2;
 /// Cached blocks idle this long get `MADV_FREE` (warm); this long, they leave (cold).
 pub const WARM_NS: u64 = 250_000_000;
 pub const COLD_NS: u64 = 2_000_000_000;
+/// A cached block is split only while the cache holds less than this (tails included):
+/// a reserve of resident pages for the next requests, not a second working set.
+pub const SPLIT_RESERVE: usize = 64 << 20;
 /// Smallest block the BigCache keeps (the original's v2 minimum).
 pub const CACHE_MIN: usize = cache::CLASSES[0];
 
@@ -143,7 +150,7 @@ pub fn take_cached(slot: usize, class: usize, site: Site, size: usize) -> *mut u
     let capacity = span_of(v) - HEADER_SIZE;
     let whole = || (size..=2 * size).contains(&capacity) || capacity >= size && sites::grows(slot);
     if found != class && !whole() {
-        p = resize_cached(p, cache::CLASSES[class]);
+        p = resize_cached(p, cache::CLASSES[class], slot);
         if p.is_null() {
             return p;
         }
@@ -161,13 +168,20 @@ pub fn take_cached(slot: usize, class: usize, site: Site, size: usize) -> *mut u
     p
 }
 
-/// Resizes a block just taken from the cache to `capacity` usable bytes: `mremap` shrinks
-/// it in place or grows it (moving its pages if it must). Null when the kernel refused (the
-/// block is then released).
-fn resize_cached(p: *mut u8, capacity: usize) -> *mut u8 {
+/// Resizes a block just taken from the cache to `capacity` usable bytes: a larger block is
+/// split (its tail cached for site slot `slot`, pages and all, as a page heap splits a
+/// span), or shrunk with `mremap` when the tail is too small to cache; a smaller one grows
+/// with `mremap` (moving its pages if it must). Null when the kernel refused (the block is
+/// then released).
+fn resize_cached(p: *mut u8, capacity: usize, slot: usize) -> *mut u8 {
     // SAFETY: cached blocks have the default layout (header right before `p`); we hold it.
     let (base, span) = unsafe { ((*AllocHeader::of(p)).base(p), span_of(p as usize)) };
     let new_span = os::round_up(HEADER_SIZE + capacity, os::PAGE);
+    if new_span < span && split_tail(base, new_span, span, slot) {
+        // SAFETY: the block is ours; it now ends where the tail starts.
+        unsafe { (*AllocHeader::of(p)).span = new_span as u64 };
+        return p;
+    }
     let q = registry::relocate(p, || {
         // SAFETY: `[base, base + span)` is exactly the block's mapping, and nobody else
         // holds the block.
@@ -186,6 +200,42 @@ fn resize_cached(p: *mut u8, capacity: usize) -> *mut u8 {
     // SAFETY: the header moved with the mapping.
     unsafe { (*AllocHeader::of(q)).span = new_span as u64 };
     q
+}
+
+/// Cuts `[base + keep, base + span)` off a cached block we hold and caches it as a block of
+/// its own for site slot `slot` (released if the cache is full). False, with nothing
+/// changed, when the tail is below the smallest class or the registry is full.
+fn split_tail(base: *mut u8, keep: usize, span: usize, slot: usize) -> bool {
+    let tail_span = span - keep;
+    if cache::bytes() + tail_span > SPLIT_RESERVE {
+        return false;
+    }
+    let Some(class) = cache::class_for_block(tail_span - HEADER_SIZE) else {
+        return false;
+    };
+    let user = base.wrapping_add(keep + HEADER_SIZE);
+    // SAFETY: the tail's first page lies inside the mapping of the block we hold, and nobody
+    // else can reach it until the registry and the cache have it.
+    unsafe {
+        AllocHeader::write(
+            user,
+            AllocHeader::new(Method::Map, 0, HEADER_SIZE, 0, tail_span),
+        );
+        (*AllocHeader::of(user)).state = State::Cached;
+    }
+    track::no_access(user.wrapping_sub(HEADER_SIZE), HEADER_SIZE);
+    if !registry::insert(user) {
+        return false;
+    }
+    let cfg = config::get();
+    let (cap, site_cap) = (cfg.bigcache_cap, cache::site_share(cfg.bigcache_cap));
+    let now = os::now_coarse_ns();
+    if cache::put(slot, class, user as usize, tail_span, now, cap, site_cap).is_err() {
+        // SAFETY: the tail is a registered block of ours that nobody else holds.
+        unsafe { release(user) };
+    }
+    SPLITS.fetch_add(1, Relaxed);
+    true
 }
 
 /// A fresh big block: `Method::Map` (kept in the BigCache on free, sized to its class's
