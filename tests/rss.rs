@@ -280,5 +280,8 @@ fn a_split_cached_block_serves_the_next_request_from_its_tail() {
     let (splits, mmaps, faults) = (r[0], r[1], r[2]);
     assert_eq!(splits, 1, "the 24 MiB block was not split");
     assert_eq!(mmaps, 0, "a request mapped fresh memory");
-    assert!(faults < 100, "{faults} pages faulted in (a fresh 20 MiB is 5120)");
+    assert!(
+        faults < 100,
+        "{faults} pages faulted in (a fresh 20 MiB is 5120)"
+    );
 }

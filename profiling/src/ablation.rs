@@ -33,14 +33,15 @@ pub struct Cell {
     pub result: Result<Value, String>,
 }
 
-/// Runs `hakprof run-workload` with extra environment (`cold`: no warm-up run); returns
-/// its JSON line.
+/// Runs `hakprof run-workload` with extra environment (`cold`: no warm-up run) under
+/// allocator `alloc` (hakmem, or a peer for the scenarios); returns its JSON line.
 pub fn run_child(
     exe: &Path,
     workload: &str,
     reps: usize,
     cold: bool,
     env: &[(&str, &str)],
+    alloc: &str,
 ) -> Result<Value, String> {
     let mut c = Command::new(exe);
     c.args([
@@ -49,6 +50,8 @@ pub fn run_child(
         workload,
         "--reps",
         &reps.to_string(),
+        "--alloc",
+        alloc,
     ]);
     if cold {
         c.arg("--cold");
@@ -89,7 +92,7 @@ pub fn run(exe: &Path, reps: usize, mut progress: impl FnMut(&str)) -> Vec<Cell>
             cells.push(Cell {
                 config: name.into(),
                 workload: w.into(),
-                result: run_child(exe, w, reps, false, env),
+                result: run_child(exe, w, reps, false, env, "hakmem"),
             });
         }
     }

@@ -71,9 +71,20 @@ fn peak_rss_kib() -> u64 {
 /// Runs workload `name` `reps` times (after one warm-up run when `warm`) through hakmem as
 /// configured by the environment and prints one JSON line: median ns per operation, page faults, syscalls, BigCache hits,
 /// and how many allocations hakmem served (the proof it ran).
-pub fn run_workload(name: &str, reps: usize, warm: bool) -> Result<String, String> {
+///
+/// `alloc` names the allocator of the scenarios (`microbench::peers`: `hakmem`, `mimalloc`,
+/// …; confirmed to serve before anything is timed); the other workloads are hakmem's only.
+pub fn run_workload(name: &str, reps: usize, warm: bool, alloc: &str) -> Result<String, String> {
     static HAKMEM: hakmem::Hakmem = hakmem::Hakmem;
     static REUSE: hakmem::ReuseFront = hakmem::ReuseFront;
+    let peer =
+        microbench::peers::by_name(alloc).ok_or_else(|| format!("no allocator named {alloc:?}"))?;
+    if alloc != "hakmem" && Scenario::parse(name).is_none() {
+        return Err(format!(
+            "{name} runs under hakmem only (--alloc is for the scenarios)"
+        ));
+    }
+    microbench::peers::confirm_served(&peer, Layout::from_size_align(64, 8).unwrap());
     let mut one: Box<dyn FnMut() -> usize> = match name {
         "reuse_path" => {
             let l = Layout::from_size_align(64, 8).unwrap();
@@ -117,7 +128,13 @@ pub fn run_workload(name: &str, reps: usize, warm: bool) -> Result<String, Strin
         s => {
             let sc = Scenario::parse(s)
                 .ok_or_else(|| format!("no workload named {s:?} (one of {WORKLOADS:?})"))?;
-            Box::new(move || sc.run(&HAKMEM))
+            // hakmem as configured (`hakmem::Hakmem` reads the front from the environment).
+            let a: &'static (dyn GlobalAlloc + Sync) = if alloc == "hakmem" {
+                &HAKMEM
+            } else {
+                peer.alloc
+            };
+            Box::new(move || sc.run(a))
         }
     };
     if warm {
@@ -138,6 +155,7 @@ pub fn run_workload(name: &str, reps: usize, warm: bool) -> Result<String, Strin
     let s = |a: u64, b: u64| a - b;
     Ok(serde_json::json!({
         "workload": name,
+        "allocator": alloc,
         "mode": after.config.mode.name(),
         "bigcache": after.config.bigcache,
         "elo": after.config.elo,

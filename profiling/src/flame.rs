@@ -115,21 +115,21 @@ pub fn differential(before: &str, after: &str, title: &str) -> Result<Vec<u8>, S
     svg(&String::from_utf8_lossy(&folded), title, "samples")
 }
 
-/// A step: a frame of the path with its measured cost (ns per operation).
+/// A step: a frame of the path with its cost per operation (in the graph's unit).
 pub struct Step {
     pub name: String,
-    pub ns: f64,
+    pub cost: f64,
 }
 
-/// Folded lines for the step graph: `path;step width` with widths in picoseconds.
-pub fn step_folded(paths: &[(&str, Vec<Step>)]) -> String {
+/// Folded lines for the step graph: `path;step width`, widths `cost × scale` rounded.
+pub fn step_folded(paths: &[(&str, Vec<Step>)], scale: f64) -> String {
     let mut s = String::new();
     for (path, steps) in paths {
         for st in steps {
-            let ps = (st.ns * 1000.0).round().max(0.0) as u64;
-            if ps > 0 {
+            let w = (st.cost * scale).round().max(0.0) as u64;
+            if w > 0 {
                 s.push_str(&format!(
-                    "{path};{} {ps}\n",
+                    "{path};{} {w}\n",
                     st.name.replace([' ', ';'], "_")
                 ));
             }
@@ -204,30 +204,33 @@ mod tests {
         let reuse = "hakprof_measured_region;pair;pool::alloc 50\nhakprof_measured_region;pair;pool::free 50\nhakprof_measured_region;pair;learn::decide 80\n";
         let d = String::from_utf8(differential(pool, reuse, "reuse vs pool").unwrap()).unwrap();
         assert!(svg_well_formed(&d) && d.contains("learn::decide"));
-        let folded = step_folded(&[
-            (
-                "reuse_path",
-                vec![
-                    Step {
-                        name: "site hash".into(),
-                        ns: 3.1,
-                    },
-                    Step {
-                        name: "header write".into(),
-                        ns: 0.8,
-                    },
-                ],
-            ),
-            (
-                "pool_path",
-                vec![Step {
-                    name: "freelist pop".into(),
-                    ns: 1.4,
-                }],
-            ),
-        ]);
-        assert!(folded.contains("reuse_path;site_hash 3100\n"));
-        let s = String::from_utf8(svg(&folded, "steps", "ps").unwrap()).unwrap();
+        let folded = step_folded(
+            &[
+                (
+                    "reuse_path",
+                    vec![
+                        Step {
+                            name: "site hash".into(),
+                            cost: 3.1,
+                        },
+                        Step {
+                            name: "header write".into(),
+                            cost: 0.8,
+                        },
+                    ],
+                ),
+                (
+                    "pool_path",
+                    vec![Step {
+                        name: "freelist pop".into(),
+                        cost: 1.4,
+                    }],
+                ),
+            ],
+            100.0,
+        );
+        assert!(folded.contains("reuse_path;site_hash 310\n"));
+        let s = String::from_utf8(svg(&folded, "steps", "Ir/100").unwrap()).unwrap();
         assert!(svg_well_formed(&s) && s.contains("site_hash") && s.contains("freelist_pop"));
     }
 

@@ -3,16 +3,20 @@
 //! - `events`: which perf events exist here, and the plain-language reason when one does not.
 //! - `counters`: perf-event groups (or the software fallback) around a probe's runs.
 //! - `cabi`: the same counters around the C-path probes, one process per allocator.
+//! - `attrib`: a path's instructions and simulated misses split into steps, exactly (callgrind, line level).
 //! - `sim`: simulated cache misses from callgrind, for hosts without hardware counters.
 //! - `flame`: stacks from `perf record`, folded and drawn by inferno; differential and step graphs.
 //! - `ablation`, `syscalls`: the feature-isolation study and the syscall census, per child process.
+//! - `claims`: the original's overhead findings beside ours, with verdicts.
 //! - `child`: the entry points those child processes run.
 //! - `report`: Markdown, HTML and the SVG bar chart; `machine`: what we ran on.
 //! - `run`: the subcommands, which `main.rs` parses and calls.
 
 pub mod ablation;
+pub mod attrib;
 pub mod cabi;
 pub mod child;
+pub mod claims;
 pub mod counters;
 pub mod events;
 pub mod flame;

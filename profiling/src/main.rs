@@ -3,7 +3,7 @@
 //! binary: each subcommand is one call into the `profiling` library.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use profiling::{ablation, child, counters, run, syscalls};
+use profiling::{ablation, attrib, child, counters, run, syscalls};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,6 +31,9 @@ enum Cmd {
     Ablation(AblationArgs),
     /// mmap/munmap/madvise/mremap per scenario, cross-checked with strace
     Syscalls,
+    /// A path's instructions and simulated cache misses split into steps, exactly (callgrind,
+    /// line level): the steps plus the residual add up to the path
+    Steps(StepsArgs),
     /// Run everything and write flamegraphs/{index.html,report.md,*.svg}
     Report(ReportArgs),
     /// child process: run one probe
@@ -82,6 +85,23 @@ struct FlameArgs {
 }
 
 #[derive(Args)]
+struct StepsArgs {
+    /// a path to attribute: a probe, or cabi/<pattern>/hakmem for the C path under the
+    /// preload (repeatable; default: reuse_path, pool_path and cabi/pair64/hakmem)
+    #[arg(long = "probe", value_name = "NAME")]
+    probes: Vec<String>,
+    /// output format (table: Markdown)
+    #[arg(long, value_enum, default_value_t = StepsFormat::Table)]
+    format: StepsFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StepsFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args)]
 struct AblationArgs {
     /// timed repetitions per cell
     #[arg(long, default_value_t = 9)]
@@ -117,6 +137,9 @@ struct RunWorkloadArgs {
     /// no warm-up run: count the first mappings too
     #[arg(long)]
     cold: bool,
+    /// the allocator of a scenario (hakmem, system, mimalloc, jemalloc)
+    #[arg(long, default_value = "hakmem")]
+    alloc: String,
 }
 
 fn progress(s: &str) {
@@ -158,6 +181,38 @@ fn flame_cmd(a: FlameArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn steps_cmd(a: StepsArgs) -> Result<(), String> {
+    let names: Vec<String> = if a.probes.is_empty() {
+        run::STEP_PATHS.iter().map(|s| s.to_string()).collect()
+    } else {
+        a.probes
+    };
+    let exe = profiling::self_exe();
+    let mut all = Vec::new();
+    for n in names {
+        progress(&format!("steps: {n} under callgrind"));
+        let r = attrib::run_path(&exe, &n, &std::env::temp_dir());
+        all.push((n, r));
+    }
+    match a.format {
+        StepsFormat::Json => {
+            let v: Vec<_> = all
+                .iter()
+                .map(|(n, r)| match r {
+                    Ok(a) => serde_json::to_value(a).unwrap_or_default(),
+                    Err(e) => serde_json::json!({ "path": n, "error": e }),
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(v));
+        }
+        StepsFormat::Table => print!("{}", attrib::table(&all, |_| None).markdown()),
+    }
+    if all.iter().any(|(_, r)| r.is_err()) {
+        return Err("a path could not be attributed".into());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let r = match Cli::parse().command {
         Cmd::List => {
@@ -173,6 +228,7 @@ fn main() -> ExitCode {
             print!("{}", ablation::table(&cells).markdown());
             Ok(())
         }
+        Cmd::Steps(a) => steps_cmd(a),
         Cmd::Syscalls => syscalls::run(&profiling::self_exe(), &std::env::temp_dir(), progress)
             .map(|c| print!("{}", syscalls::table(&c).markdown())),
         Cmd::Report(a) => run::report(&run::ReportOptions {
@@ -181,9 +237,8 @@ fn main() -> ExitCode {
         })
         .map(|p| println!("hakprof: report at {}", p.display())),
         Cmd::RunProbe(a) => child::run_probe(&a.probe, a.iters, a.seconds),
-        Cmd::RunWorkload(a) => {
-            child::run_workload(&a.workload, a.reps, !a.cold).map(|line| println!("{line}"))
-        }
+        Cmd::RunWorkload(a) => child::run_workload(&a.workload, a.reps, !a.cold, &a.alloc)
+            .map(|line| println!("{line}")),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! `index.html` (machine, counter availability, tables, a bar chart, the flamegraphs).
 
 use crate::ablation::{self, Cell};
+use crate::attrib::PathAttributions;
 use crate::counters::{self, Measurement};
 use crate::events::Availability;
 use crate::machine::Machine;
@@ -16,10 +17,16 @@ pub struct Picture {
     pub file: Result<String, String>,
 }
 
-pub struct StepRow {
-    pub path: String,
-    pub step: String,
-    pub ns: f64,
+/// A finding of the original's overhead analysis, set beside what is measured here.
+#[derive(Clone, Debug, Serialize)]
+pub struct Claim {
+    pub claim: String,
+    /// The original's figure, as it stated it.
+    pub original: String,
+    /// Ours, with where it comes from.
+    pub measured: String,
+    /// "holds", "refuted" or "not comparable", with the reason.
+    pub verdict: String,
 }
 
 pub struct Report {
@@ -27,7 +34,9 @@ pub struct Report {
     pub quick: bool,
     pub availability: Availability,
     pub counters: Vec<Measurement>,
-    pub steps: Vec<StepRow>,
+    /// Each path's instructions and simulated misses split into steps (callgrind), or why not.
+    pub steps: PathAttributions,
+    pub claims: Vec<Claim>,
     pub pictures: Vec<Picture>,
     pub ablation: Vec<Cell>,
     pub syscalls: Result<Vec<Census>, String>,
@@ -51,12 +60,89 @@ impl Report {
         }
     }
 
+    /// The measured time per operation of probe `name` (counters), if it ran.
+    fn ns_of(&self, name: &str) -> Option<f64> {
+        self.counters.iter().find(|m| m.probe == name).map(|m| m.ns)
+    }
+
     pub fn step_table(&self) -> Table {
-        let mut t = Table::new(&["path", "step", "ns per operation (measured here)"]);
-        for r in &self.steps {
-            t.push(vec![r.path.clone(), r.step.clone(), format!("{:.2}", r.ns)]);
+        crate::attrib::table(&self.steps, |p| self.ns_of(p))
+    }
+
+    /// The claims table: the original's figure, ours, the verdict.
+    pub fn claims_table(&self) -> Table {
+        let mut t = Table::new(&[
+            "claim of the original",
+            "original",
+            "measured here",
+            "verdict",
+        ]);
+        for c in &self.claims {
+            t.push(vec![
+                c.claim.clone(),
+                c.original.clone(),
+                c.measured.clone(),
+                c.verdict.clone(),
+            ]);
         }
         t
+    }
+
+    /// The whole report as data (`report.json`): `steps` holds one object per attributed
+    /// path with `total_ir`, `total_ns`, `residual_ir`, `residual_ns` and `steps` (a list of
+    /// `{ step, ir, ns, ns_ci, l1_misses, ll_misses }`; Σ ir + residual_ir = total_ir).
+    /// Time per step is not measured yet: `ns`, `ns_ci` and `residual_ns` are null.
+    pub fn json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let mut steps = serde_json::Map::new();
+        for (path, a) in &self.steps {
+            let v = match a {
+                Ok(a) => json!({
+                    "path": path,
+                    "total_ir": a.total.ir,
+                    "total_ns": self.ns_of(path),
+                    "total_l1_misses": a.total.l1_misses,
+                    "total_ll_misses": a.total.ll_misses,
+                    "residual_ir": a.residual.ir,
+                    "residual_ns": null,
+                    "residual_sources": a.residual_sources,
+                    "steps": a.steps.iter().map(|(s, c)| json!({
+                        "step": s,
+                        "ir": c.ir,
+                        "ns": null,
+                        "ns_ci": null,
+                        "l1_misses": c.l1_misses,
+                        "ll_misses": c.ll_misses,
+                    })).collect::<Vec<_>>(),
+                }),
+                Err(e) => json!({ "path": path, "error": e }),
+            };
+            steps.insert(path.clone(), v);
+        }
+        let m = &self.machine;
+        json!({
+            "machine": { "cpu": m.cpu, "cores": m.cores, "kernel": m.kernel, "date": m.date },
+            "quick": self.quick,
+            "hardware": self.hardware_line(),
+            "counters": serde_json::from_str::<serde_json::Value>(&counters::to_json(&self.counters)).unwrap_or_default(),
+            "steps": steps,
+            "claims": self.claims,
+            "learning": null,
+            "ablation": self.ablation.iter().map(|c| json!({
+                "config": c.config,
+                "workload": c.workload,
+                "result": match &c.result { Ok(v) => v.clone(), Err(e) => json!({ "error": e }) },
+            })).collect::<Vec<_>>(),
+            "syscalls": match &self.syscalls {
+                Ok(cs) => cs.iter().map(|c| json!({
+                    "scenario": c.scenario,
+                    "hakmem": c.ours,
+                    "strace": c.strace,
+                    "hakmem_allocations": c.hakmem_allocations,
+                })).collect::<Vec<_>>(),
+                Err(_) => vec![],
+            },
+        })
     }
 
     pub fn markdown(&self) -> String {
@@ -84,9 +170,14 @@ impl Report {
         let steps = self.step_table().markdown();
         let _ = writeln!(
             s,
-            "## Where the nanoseconds go: the two models, step by step\n\n{steps}"
+            "## Where the nanoseconds go: the two models, step by step\n\n{STEPS_NOTE}\n\n{steps}"
         );
-        let _ = writeln!(s, "![steps](steps.svg)\n\n## Flamegraphs\n");
+        let _ = writeln!(s, "![steps](steps.svg)\n");
+        let claims = self.claims_table().markdown();
+        let _ = writeln!(
+            s,
+            "## The original's claims, checked\n\n{claims}\n## Flamegraphs\n"
+        );
         for p in &self.pictures {
             let _ = match &p.file {
                 Ok(f) => writeln!(s, "- [{}]({f})", p.title),
@@ -125,6 +216,8 @@ impl Report {
             hardware_line: self.hardware_line(),
             counters: counters::table(&self.counters).html(),
             steps: self.step_table().html(),
+            steps_note: STEPS_NOTE,
+            claims: self.claims_table().html(),
             pictures: self
                 .pictures
                 .iter()
@@ -151,6 +244,9 @@ impl Report {
 }
 
 const TEMPLATE: &str = include_str!("../templates/report.html");
+
+/// How the step table is made, said once for the Markdown and the HTML.
+const STEPS_NOTE: &str = "Each path ran under callgrind (instruction level, cache simulation with explicit sizes); every instruction it executed is attributed to one step by the chain of inlined frames its address has in the DWARF (the innermost frame of our code that a step names; toolchain code inlined into ours counts for the code that used it). So the steps and the residual add up to the path's instructions exactly. Time per step is not measured yet (the column reads –): only the path's total time is, by the counters above.";
 const CSS: &str = include_str!("../templates/report.css");
 
 /// What the HTML template reads.
@@ -166,6 +262,8 @@ struct HtmlPage<'a> {
     hardware_line: String,
     counters: String,
     steps: String,
+    steps_note: &'static str,
+    claims: String,
     pictures: Vec<PictureView<'a>>,
     ablation: String,
     syscalls: Option<String>,
@@ -248,10 +346,12 @@ mod tests {
             quick: false,
             availability: avail,
             counters: vec![Measurement::from_raw("pool_path", "hakmem", &raw, None)],
-            steps: vec![StepRow {
-                path: "pool_path".into(),
-                step: "freelist pop".into(),
-                ns: 1.5,
+            steps: vec![("pool_path".into(), Ok(attribution()))],
+            claims: vec![Claim {
+                claim: "the fast-path gap is structural".into(),
+                original: "31 vs 9 ns".into(),
+                measured: "1.4×".into(),
+                verdict: "holds".into(),
             }],
             pictures: vec![Picture {
                 title: "pool_path".into(),
@@ -260,6 +360,62 @@ mod tests {
             ablation: vec![],
             syscalls: Err("not run".into()),
         }
+    }
+
+    fn attribution() -> crate::attrib::Attribution {
+        use crate::attrib::{Attribution, Cost};
+        let c = |ir: f64| Cost {
+            ir,
+            l1_misses: 0.0,
+            ll_misses: 0.0,
+        };
+        Attribution {
+            path: "pool_path".into(),
+            total: c(50.0),
+            steps: vec![
+                ("free-list pop".into(), c(20.0)),
+                ("free-list push".into(), c(28.0)),
+            ],
+            residual: c(2.0),
+            residual_sources: vec![("libc.so:".into(), 2.0)],
+        }
+    }
+
+    #[test]
+    fn the_json_report_has_steps_that_add_up_and_the_claims() {
+        let r = report(Availability::probe(|_| Ok(())), &[]);
+        let v = r.json();
+        let p = &v["steps"]["pool_path"];
+        let sum: f64 = p["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["ir"].as_f64().unwrap())
+            .sum();
+        assert_eq!(
+            sum + p["residual_ir"].as_f64().unwrap(),
+            p["total_ir"].as_f64().unwrap()
+        );
+        assert_eq!(
+            p["total_ns"].as_f64(),
+            Some(7.0),
+            "the path's measured time"
+        );
+        assert!(
+            p["steps"][0]["ns"].is_null(),
+            "time per step is not measured: null, not 0"
+        );
+        assert_eq!(v["claims"][0]["verdict"], "holds");
+        let md = r.markdown();
+        assert!(
+            md.contains("| pool_path | free-list pop | 20.00 | 40.0 % |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("residual (no rule claims it: libc.so: 2.00)"),
+            "{md}"
+        );
+        assert!(r.html().contains("The original&#39;s claims") || r.html().contains("claims"));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The subcommands, as functions the thin `main.rs` calls.
 
+use crate::attrib::{self, PathAttributions};
 use crate::counters::{self, Measurement};
 use crate::events::Availability;
-use crate::report::{self, Picture, Report, StepRow};
-use crate::{ablation, flame, machine, sim, syscalls};
+use crate::report::{self, Picture, Report};
+use crate::{ablation, claims, flame, machine, sim, syscalls};
 use microbench::peers;
 use microbench::probes::{self, Probe};
 use std::path::{Path, PathBuf};
@@ -220,66 +221,55 @@ pub fn flames(
     pictures
 }
 
-/// The per-step costs of both models, from the measured probes, and their step flamegraph.
-pub fn steps(ms: &[Measurement], out: &Path) -> (Vec<StepRow>, Picture) {
-    let ns = |name: &str| ms.iter().find(|m| m.probe == name).map(|m| m.ns);
-    let mut rows = Vec::new();
-    let mut add = |path: &str, step: &str, v: Option<f64>| {
-        if let Some(v) = v {
-            rows.push(StepRow {
-                path: path.into(),
-                step: step.into(),
-                ns: v,
+/// The paths the report splits into steps (`attrib`).
+pub const STEP_PATHS: [&str; 2] = ["reuse_path", "pool_path"];
+
+/// Each path of `STEP_PATHS` attributed to its steps under callgrind, and their step graph
+/// (frame widths: instructions per operation).
+pub fn steps(
+    exe: &Path,
+    out: &Path,
+    tmp: &Path,
+    progress: impl Fn(&str),
+) -> (PathAttributions, Picture) {
+    let mut all = Vec::new();
+    for path in STEP_PATHS {
+        progress(&format!("steps: {path} under callgrind, line by line"));
+        all.push((
+            path.to_string(),
+            attrib::run(exe, path, 100, probes::OPS, tmp),
+        ));
+    }
+    let by_path: Vec<(&str, Vec<flame::Step>)> = all
+        .iter()
+        .filter_map(|(p, a)| a.as_ref().ok().map(|a| (p.as_str(), a)))
+        .map(|(p, a)| {
+            let mut v: Vec<flame::Step> = a
+                .steps
+                .iter()
+                .map(|(s, c)| flame::Step {
+                    name: s.clone(),
+                    cost: c.ir,
+                })
+                .collect();
+            v.push(flame::Step {
+                name: "residual".into(),
+                cost: a.residual.ir,
             });
-        }
-    };
-    let reuse_parts = [
-        ("call-site hash", "site_hash"),
-        ("learner selection", "learner_decide"),
-        ("header write", "header_write"),
-        ("header read + magic check", "header_verify"),
-        ("free-list pop", "freelist_pop"),
-        ("free-list push", "freelist_push"),
-    ];
-    let sum: Option<f64> = reuse_parts.iter().map(|(_, p)| ns(p)).sum();
-    for (label, p) in reuse_parts {
-        add("reuse_path", label, ns(p));
-    }
-    add(
-        "reuse_path",
-        "the rest (TLS, size class, routing, calls)",
-        ns("reuse_path").zip(sum).map(|(t, s)| (t - s).max(0.0)),
-    );
-    let pool_sum = ns("freelist_pop")
-        .zip(ns("freelist_push"))
-        .map(|(a, b)| a + b);
-    add("pool_path", "free-list pop", ns("freelist_pop"));
-    add("pool_path", "free-list push", ns("freelist_push"));
-    add(
-        "pool_path",
-        "the rest (TLS, size class, segment lookup, calls)",
-        ns("pool_path").zip(pool_sum).map(|(t, s)| (t - s).max(0.0)),
-    );
-    let mut by_path: Vec<(&str, Vec<flame::Step>)> =
-        vec![("reuse_path", vec![]), ("pool_path", vec![])];
-    for r in &rows {
-        let i = if r.path == "reuse_path" { 0 } else { 1 };
-        by_path[i].1.push(flame::Step {
-            name: r.step.clone(),
-            ns: r.ns,
-        });
-    }
+            (p, v)
+        })
+        .collect();
     let pic = flame::svg(
-        &flame::step_folded(&by_path),
-        "Measured per-operation cost of each step: reuse (hakmem) model vs pool model",
-        "ps",
+        &flame::step_folded(&by_path, 100.0),
+        "Instructions per operation of each step (exact, callgrind): reuse (hakmem) model vs pool model",
+        "Ir/100",
     )
     .and_then(|svg| {
         std::fs::write(out.join("steps.svg"), svg).map_err(|e| e.to_string())?;
         Ok("steps.svg".to_string())
     });
     (
-        rows,
+        all,
         Picture {
             title: "steps".into(),
             file: pic,
@@ -323,7 +313,8 @@ pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
     let progress = |s: &str| eprintln!("[{:>5.1}s] {s}", t0.elapsed().as_secs_f64());
     let machine = machine::describe(); // before counters() pins us to one CPU
     let (availability, ms) = counters_and_bars(o, &tmp, progress)?;
-    let (step_rows, step_pic) = steps(&ms, &o.out);
+    let exe = crate::self_exe();
+    let (step_rows, step_pic) = steps(&exe, &o.out, &tmp, progress);
     if let Err(e) = &step_pic.file {
         eprintln!("hakprof: step flamegraph not drawn: {e}");
     }
@@ -334,18 +325,38 @@ pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
     };
     let seconds = if o.quick { 0.4 } else { 1.0 };
     let pictures = flames(&flame_probes, seconds, &o.out, &tmp, progress);
-    let exe = crate::self_exe();
+    let ablation = ablation::run(&exe, if o.quick { 3 } else { 9 }, progress);
+    let syscalls = syscalls::run(&exe, &tmp, progress);
+    progress("claims: vm under hakmem and mimalloc, alternated, and under strace");
+    let vm = claims::compare_vm(&exe, &tmp, if o.quick { 3 } else { 7 }, 5);
+    let attributed = |p: &str| {
+        step_rows
+            .iter()
+            .find(|(n, _)| n == p)
+            .and_then(|(_, a)| a.as_ref().ok())
+    };
+    let ns_of = |p: &str| ms.iter().find(|m| m.probe == p).map(|m| m.ns);
+    let claims = claims::claims(&claims::Inputs {
+        ns_of: &ns_of,
+        reuse: attributed("reuse_path"),
+        pool: attributed("pool_path"),
+        ablation: &ablation,
+        vm: &vm,
+    });
     let r = Report {
         machine,
         quick: o.quick,
         availability,
         counters: ms,
         steps: step_rows,
+        claims,
         pictures,
-        ablation: ablation::run(&exe, if o.quick { 3 } else { 9 }, progress),
-        syscalls: syscalls::run(&exe, &tmp, progress),
+        ablation,
+        syscalls,
     };
     std::fs::write(o.out.join("report.md"), r.markdown()).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string_pretty(&r.json()).map_err(|e| e.to_string())?;
+    std::fs::write(o.out.join("report.json"), json).map_err(|e| e.to_string())?;
     let index = o.out.join("index.html");
     std::fs::write(&index, r.html()).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir_all(&tmp);

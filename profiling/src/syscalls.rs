@@ -45,6 +45,50 @@ pub fn parse_strace_summary(text: &str) -> BTreeMap<String, u64> {
     m
 }
 
+/// The seconds of the `total` row of `strace -c` output.
+pub fn parse_strace_total_seconds(text: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.last() == Some(&"total")).then(|| f.get(1)?.parse().ok())?
+    })
+}
+
+/// One cold run of `workload` under `alloc` in a child, under `strace -c -f` (memory calls
+/// only): the calls per syscall and the seconds strace measured in them. None when strace
+/// failed.
+pub fn strace_child(
+    exe: &Path,
+    tmp: &Path,
+    workload: &str,
+    alloc: &str,
+) -> Option<(BTreeMap<String, u64>, f64)> {
+    let file = tmp.join(format!("strace.{workload}.{alloc}.txt"));
+    let st = Command::new("strace")
+        .args(["-f", "-c", "-e", "trace=mmap,munmap,madvise,mremap", "-o"])
+        .arg(&file)
+        .arg(exe)
+        .args([
+            "run-workload",
+            "--workload",
+            workload,
+            "--reps",
+            "1",
+            "--cold",
+        ])
+        .args(["--alloc", alloc])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    let _ = std::fs::remove_file(&file);
+    st.success().then(|| {
+        (
+            parse_strace_summary(&text),
+            parse_strace_total_seconds(&text).unwrap_or(0.0),
+        )
+    })
+}
+
 pub fn strace_available() -> bool {
     Command::new("strace")
         .arg("-V")
@@ -57,22 +101,11 @@ pub fn run(exe: &Path, tmp: &Path, mut progress: impl FnMut(&str)) -> Result<Vec
     let mut out = Vec::new();
     for sc in SCENARIOS {
         progress(&format!("syscalls: {sc}"));
-        let v = run_child(exe, sc, 1, true, &[])?;
+        let v = run_child(exe, sc, 1, true, &[], "hakmem")?;
         let n = |k: &str| v[k].as_f64().unwrap_or(0.0) as u64;
         let ours: BTreeMap<String, u64> = CALLS.iter().map(|c| (c.to_string(), n(c))).collect();
         let strace = if have_strace {
-            let file = tmp.join(format!("strace.{sc}.txt"));
-            let st = Command::new("strace")
-                .args(["-f", "-c", "-e", "trace=mmap,munmap,madvise,mremap", "-o"])
-                .arg(&file)
-                .arg(exe)
-                .args(["run-workload", "--workload", sc, "--reps", "1", "--cold"])
-                .stdout(std::process::Stdio::null())
-                .status()
-                .map_err(|e| e.to_string())?;
-            let text = std::fs::read_to_string(&file).unwrap_or_default();
-            let _ = std::fs::remove_file(&file);
-            st.success().then(|| parse_strace_summary(&text))
+            strace_child(exe, tmp, sc, "hakmem").map(|(calls, _)| calls)
         } else {
             None
         };
@@ -144,5 +177,6 @@ mod tests {
         assert_eq!(m.get("munmap"), Some(&100));
         assert_eq!(m.get("mmap"), Some(&120));
         assert_eq!(m.get("total"), Some(&220));
+        assert_eq!(parse_strace_total_seconds(text), Some(0.0005));
     }
 }
