@@ -35,6 +35,7 @@ fn init_slow() {
         }
         return;
     }
+    stats::keep_stderr_for_report();
     let mut key: libc::pthread_key_t = 0;
     // SAFETY: `key` is a valid out-pointer; the destructor has the C ABI pthread expects.
     if unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) } == 0 {

@@ -1,16 +1,212 @@
 //! What the allocator did, for people and for benchmarks: `HAKMEM_STATS=1` prints a short
 //! report on stderr at exit, `HAKMEM_STATS_JSON=<path>` writes the same as JSON (`%p` in
 //! the path becomes the process id, for programs that fork). This is how a run confirms
-//! that hakmem really served it. Nothing here allocates.
+//! that hakmem really served it. Each report names its process (program, pid, elapsed
+//! time, peak RSS, page faults), and `HAKMEM_STATS=<program>[,<program>…]` reports only
+//! those programs, so a shell or a launcher's own processes stay quiet. Nothing here
+//! allocates.
 
 use crate::big::{self, cache};
 use crate::config::{self, Config};
 use crate::diag::{self, MapBuf, StackBuf};
 use crate::learn::{self, lifecycle::Phase, sites, ucb1};
 use core::fmt::{self, Write};
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{AtomicI32, Ordering::Relaxed};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The descriptor the human report goes to: a duplicate of stderr made at set-up, since
+/// some programs close their stderr before exit (coreutils' `close_stdout`); 0: fd 2.
+static REPORT_FD: AtomicI32 = AtomicI32::new(0);
+
+/// Called once at the process set-up (`init`): when `HAKMEM_STATS` is set, keeps a
+/// duplicate of stderr (close-on-exec, numbered 100 or above) for the exit report.
+pub fn keep_stderr_for_report() {
+    if config::getenv("HAKMEM_STATS").is_some() {
+        // SAFETY: fcntl on fd 2 has no memory effects; a failure leaves the report on fd 2.
+        let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 100) };
+        if fd >= 0 {
+            REPORT_FD.store(fd, Relaxed);
+        }
+    }
+}
+
+/// Seconds since this process started: `/proc/self/stat`'s start time (clock ticks since
+/// boot) against `CLOCK_BOOTTIME`. None if `/proc` cannot be read.
+fn elapsed_since_start_ns() -> Option<u64> {
+    let mut buf = [0u8; 1024];
+    // SAFETY: the path is NUL-terminated; read fills at most the buffer.
+    let n = unsafe {
+        let fd = libc::open(
+            c"/proc/self/stat".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return None;
+        }
+        let n = libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len());
+        libc::close(fd);
+        n
+    };
+    let text = core::str::from_utf8(&buf[..n.max(0) as usize]).ok()?;
+    // Fields after the command name (which may hold spaces and parentheses): the start
+    // time is field 22, the 20th after ")".
+    let after = &text[text.rfind(')')? + 1..];
+    let ticks: u64 = after.split_ascii_whitespace().nth(19)?.parse().ok()?;
+    // SAFETY: sysconf and clock_gettime have no memory preconditions beyond `ts`.
+    let (hz, now) = unsafe {
+        let mut ts: libc::timespec = core::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts);
+        (
+            libc::sysconf(libc::_SC_CLK_TCK).max(1) as u64,
+            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64,
+        )
+    };
+    Some(now.saturating_sub(ticks * (1_000_000_000 / hz)))
+}
+
+/// The process a report is about.
+#[derive(Clone, Copy)]
+pub struct Process {
+    /// `/proc/self/comm`: the name `ps` and `top` show.
+    comm: [u8; 16],
+    comm_len: usize,
+    /// The executable's file name (`/proc/self/exe`).
+    exe: [u8; 64],
+    exe_len: usize,
+    pub pid: i32,
+    pub elapsed_ns: u64,
+    pub peak_rss_kib: i64,
+    pub minor_faults: i64,
+    pub major_faults: i64,
+}
+
+impl Process {
+    pub fn comm(&self) -> &str {
+        core::str::from_utf8(&self.comm[..self.comm_len]).unwrap_or("?")
+    }
+    pub fn exe(&self) -> &str {
+        core::str::from_utf8(&self.exe[..self.exe_len]).unwrap_or("?")
+    }
+}
+
+/// This process: its names from `/proc`, its resource usage from `getrusage`.
+pub fn process() -> Process {
+    let mut p = Process {
+        comm: [0; 16],
+        comm_len: 0,
+        exe: [0; 64],
+        exe_len: 0,
+        // SAFETY: getpid has no preconditions.
+        pid: unsafe { libc::getpid() },
+        elapsed_ns: elapsed_since_start_ns().unwrap_or(0),
+        peak_rss_kib: 0,
+        minor_faults: 0,
+        major_faults: 0,
+    };
+    // SAFETY: the path is NUL-terminated; read fills at most the buffer.
+    unsafe {
+        let fd = libc::open(
+            c"/proc/self/comm".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        if fd >= 0 {
+            let n = libc::read(fd, p.comm.as_mut_ptr() as *mut libc::c_void, p.comm.len());
+            libc::close(fd);
+            p.comm_len = (n.max(0) as usize).min(p.comm.len());
+        }
+    }
+    while p.comm_len > 0 && p.comm[p.comm_len - 1] == b'\n' {
+        p.comm_len -= 1;
+    }
+    let mut path = [0u8; 256];
+    // SAFETY: readlink writes at most `path.len()` bytes and does not NUL-terminate.
+    let n = unsafe {
+        libc::readlink(
+            c"/proc/self/exe".as_ptr(),
+            path.as_mut_ptr() as *mut libc::c_char,
+            path.len(),
+        )
+    };
+    let path = &path[..(n.max(0) as usize).min(256)];
+    let base = path.rsplit(|&b| b == b'/').next().unwrap_or(&[]);
+    let len = base.len().min(p.exe.len());
+    p.exe[..len].copy_from_slice(&base[..len]);
+    p.exe_len = len;
+    // SAFETY: getrusage fills a zeroed struct.
+    unsafe {
+        let mut ru: libc::rusage = core::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut ru) == 0 {
+            p.peak_rss_kib = ru.ru_maxrss;
+            p.minor_faults = ru.ru_minflt;
+            p.major_faults = ru.ru_majflt;
+        }
+    }
+    p
+}
+
+/// Whether `HAKMEM_STATS=value` asks for a report from the process named `comm` (executable
+/// `exe`): a number other than 0 means every process; otherwise a comma-separated list of
+/// program names, each matching the process name or the executable's file name.
+pub fn stats_wanted(value: &str, comm: &str, exe: &str) -> bool {
+    let value = value.trim();
+    if value.is_empty() {
+        return false;
+    }
+    if let Ok(n) = value.parse::<u64>() {
+        return n != 0;
+    }
+    value
+        .split(',')
+        .map(str::trim)
+        .any(|name| !name.is_empty() && (name == comm || name == exe))
+}
+
+/// The (up to) `N` sites with the most bytes: table index and bytes, largest first.
+fn top_sites<const N: usize>() -> ([(usize, u64); N], usize) {
+    let mut top = [(0usize, 0u64); N];
+    let mut n = 0;
+    for (i, e) in sites::TABLE.iter().enumerate() {
+        let b = e.bytes.load(Relaxed);
+        if b == 0 {
+            continue;
+        }
+        let mut k = n.min(N);
+        while k > 0 && top[k - 1].1 < b {
+            if k < N {
+                top[k] = top[k - 1];
+            }
+            k -= 1;
+        }
+        if k < N {
+            top[k] = (i, b);
+            n = (n + 1).min(N);
+        }
+    }
+    (top, n)
+}
+
+/// `text` inside a JSON string: quotes, backslashes and control characters become `?`
+/// (process names are free text; the report must stay valid JSON).
+fn write_json_text(w: &mut impl Write, text: &str) -> fmt::Result {
+    for c in text.chars() {
+        w.write_char(if c == '"' || c == '\\' || c.is_control() {
+            '?'
+        } else {
+            c
+        })?;
+    }
+    Ok(())
+}
+
+/// The site's id as reports print it (`other` for the shared overflow entry).
+fn write_site_id(w: &mut impl Write, i: usize) -> fmt::Result {
+    if i == sites::OTHER {
+        w.write_str("other")
+    } else {
+        write!(w, "{:#010x}", sites::TABLE[i].site().map_or(0, |s| s.0))
+    }
+}
 
 /// Every counter, summed over threads.
 #[derive(Clone, Copy, Debug)]
@@ -61,6 +257,20 @@ impl Snapshot {
         let s = &self.syscalls;
         let c = &self.config;
         write!(w, "{{\"allocator\":\"hakmem\",\"version\":\"{VERSION}\",")?;
+        let p = process();
+        w.write_str("\"process\":{\"name\":\"")?;
+        write_json_text(w, p.comm())?;
+        w.write_str("\",\"exe\":\"")?;
+        write_json_text(w, p.exe())?;
+        write!(
+            w,
+            "\",\"pid\":{},\"elapsed_s\":{:.6},\"peak_rss_kib\":{},\"minor_faults\":{},\"major_faults\":{}}},",
+            p.pid,
+            p.elapsed_ns as f64 / 1e9,
+            p.peak_rss_kib,
+            p.minor_faults,
+            p.major_faults
+        )?;
         write!(
             w,
             "\"mode\":\"{}\",\"front\":\"{}\",",
@@ -107,12 +317,19 @@ impl Snapshot {
         write!(w, "}}")
     }
 
-    pub fn write_human(&self, w: &mut impl Write) -> fmt::Result {
+    pub fn write_human(&self, w: &mut impl Write, p: &Process) -> fmt::Result {
         let s = &self.syscalls;
         let c = &self.config;
         writeln!(
             w,
-            "hakmem {VERSION} stats (mode {}, front {})",
+            "hakmem {VERSION} stats for {} (pid {}, executable {}): {:.3} s, peak RSS {:.1} MiB, {} minor + {} major page faults (mode {}, front {})",
+            p.comm(),
+            p.pid,
+            p.exe(),
+            p.elapsed_ns as f64 / 1e9,
+            p.peak_rss_kib as f64 / 1024.0,
+            p.minor_faults,
+            p.major_faults,
             c.mode.name(),
             c.front.name()
         )?;
@@ -150,7 +367,23 @@ impl Snapshot {
             w,
             "  sys      : {} mmap, {} munmap, {} madvise, {} mremap",
             s.mmap, s.munmap, s.madvise, s.mremap
-        )
+        )?;
+        let (top, n) = top_sites::<5>();
+        if n > 0 {
+            w.write_str("  top sites (big blocks, by bytes):")?;
+            for &(i, bytes) in &top[..n] {
+                w.write_str(" ")?;
+                write_site_id(w, i)?;
+                write!(
+                    w,
+                    " {} allocs {:.1} MiB;",
+                    sites::TABLE[i].count.load(Relaxed),
+                    bytes as f64 / (1 << 20) as f64
+                )?;
+            }
+            w.write_str("\n")?;
+        }
+        Ok(())
     }
 }
 
@@ -229,16 +462,21 @@ fn write_sites(w: &mut impl Write) -> fmt::Result {
 }
 
 pub fn report_at_exit() {
-    let want_human = config::getenv("HAKMEM_STATS").is_some_and(|v| !v.is_empty() && v != "0");
+    let human = config::getenv("HAKMEM_STATS");
     let path = config::getenv("HAKMEM_STATS_JSON");
-    if !want_human && path.is_none() {
+    if human.is_none() && path.is_none() {
         return;
     }
     let snap = snapshot();
-    if want_human {
-        let mut b = StackBuf::<1024>::new();
-        let _ = snap.write_human(&mut b);
-        diag::write_fd(2, b.as_bytes());
+    let p = process();
+    if human.is_some_and(|v| stats_wanted(v, p.comm(), p.exe())) {
+        let mut b = StackBuf::<2048>::new();
+        let _ = snap.write_human(&mut b, &p);
+        let fd = match REPORT_FD.load(Relaxed) {
+            0 => 2,
+            fd => fd,
+        };
+        diag::write_fd(fd, b.as_bytes());
     }
     if let Some(path) = path {
         write_json_file(path.as_bytes(), &snap);
@@ -286,4 +524,58 @@ pub fn json() -> String {
     let mut s = String::new();
     let _ = snapshot().write_json(&mut s);
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hakmem_stats_selects_processes_by_name() {
+        for v in ["1", "2", " 1 "] {
+            assert!(stats_wanted(v, "sh", "dash"), "{v:?} means every process");
+        }
+        for v in ["0", "", " "] {
+            assert!(!stats_wanted(v, "sh", "dash"), "{v:?} means none");
+        }
+        assert!(stats_wanted("python3", "python3", "python3.11"));
+        assert!(
+            stats_wanted("python3.11", "python3", "python3.11"),
+            "the executable's name"
+        );
+        assert!(!stats_wanted("python3", "bash", "bash"));
+        assert!(
+            stats_wanted("git, python3", "python3", "python3.11"),
+            "a list"
+        );
+        assert!(
+            !stats_wanted("pyth", "python3", "python3.11"),
+            "whole names only"
+        );
+    }
+
+    #[test]
+    fn the_report_names_this_process_and_stays_valid_json() {
+        let p = process();
+        assert_eq!(p.pid, std::process::id() as i32);
+        assert!(!p.comm().is_empty() && !p.exe().is_empty());
+        assert!(p.peak_rss_kib > 0);
+        assert!(
+            p.elapsed_ns > 0 && p.elapsed_ns < 3_600_000_000_000,
+            "{}",
+            p.elapsed_ns
+        );
+        let mut human = String::new();
+        snapshot().write_human(&mut human, &p).unwrap();
+        let first = human.lines().next().unwrap();
+        assert!(
+            first.contains(&format!("for {} (pid {}", p.comm(), p.pid)),
+            "{first}"
+        );
+        let json = super::json();
+        assert!(json.contains(&format!("\"pid\":{}", p.pid)), "{json}");
+        let mut text = String::new();
+        write_json_text(&mut text, "a\"b\\c\n").unwrap();
+        assert_eq!(text, "a?b?c?");
+    }
 }

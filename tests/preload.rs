@@ -528,3 +528,45 @@ fn after_fork_each_thread_of_the_child_has_its_own_heap() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "different heap\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Under a shell, every process reports (`HAKMEM_STATS=1`) and each report names its
+/// program and pid; `HAKMEM_STATS=<program>` keeps only that program's report.
+#[test]
+fn each_exit_report_names_its_process_and_a_filter_keeps_one_program() {
+    let run = |value: &str| {
+        let out = Command::new("sh")
+            .args(["-c", "/bin/true; /bin/echo hi"])
+            .env("LD_PRELOAD", preload_lib())
+            .env("HAKMEM_STATS", value)
+            .output()
+            .expect("run sh");
+        assert!(out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let reports: Vec<(String, String)> = err
+            .lines()
+            .filter_map(|l| {
+                let rest = l.split(" stats for ").nth(1)?;
+                let (name, rest) = rest.split_once(" (pid ")?;
+                let pid = rest.split(',').next()?;
+                Some((name.to_string(), pid.to_string()))
+            })
+            .collect();
+        (reports, err)
+    };
+    let (all, err) = run("1");
+    assert!(all.len() >= 2, "one report per process: {err}");
+    assert!(
+        all.iter().any(|(n, _)| n == "true") && all.iter().any(|(n, _)| n == "echo"),
+        "{err}"
+    );
+    let mut pids: Vec<&String> = all.iter().map(|(_, p)| p).collect();
+    pids.dedup();
+    assert_eq!(pids.len(), all.len(), "each report its own pid: {err}");
+    assert!(
+        err.contains("peak RSS") && err.contains("page faults"),
+        "{err}"
+    );
+    let (only, err) = run("true");
+    assert_eq!(only.len(), 1, "{err}");
+    assert_eq!(only[0].0, "true");
+}
