@@ -9,7 +9,9 @@
 //! | research | on | on | on | on | on | 1 call in 10 |
 //!
 //! Switches applied after the mode: `HAKMEM_DISABLE_BIGCACHE=1`, `HAKMEM_DISABLE_ELO=1`
-//! (fixed 2 MiB threshold, UCB1 off too), `HAKMEM_MINIMAL=1` (both). `HAKMEM_FRONT` picks
+//! (fixed 2 MiB threshold, UCB1 off too), `HAKMEM_MINIMAL=1` (both), `HAKMEM_THRESHOLD_KB=<n>`
+//! (the learners off, the threshold fixed at n KiB: the fixed policies the learner is
+//! measured against). `HAKMEM_FRONT` picks
 //! the front end, `HAKMEM_SEED` the learners' seed, `HAKMEM_BIGCACHE_MB` the BigCache's cap,
 //! `HAKMEM_CHECK=1` the checked mode (every free validated).
 //! Nothing here allocates: an unknown value prints one warning line and the default holds.
@@ -96,6 +98,8 @@ pub struct Config {
     pub select_every: u32,
     /// Bytes the BigCache may hold in all (`HAKMEM_BIGCACHE_MB`); a site may hold 3/4.
     pub bigcache_cap: usize,
+    /// The big-block threshold when no learner runs (`HAKMEM_THRESHOLD_KB`).
+    pub fixed_threshold: usize,
     pub seed: u64,
     /// `HAKMEM_CHECK=1`: validate every free of the configured allocator (block start,
     /// page in use, block not already free) before it is done.
@@ -107,8 +111,9 @@ pub struct Config {
 /// thermal policy gives idle blocks' pages back (250 ms) and then the blocks (2 s).
 pub const DEFAULT_BIGCACHE_CAP: usize = 4 << 30;
 pub const MAX_BIGCACHE_MB: usize = 1 << 20;
-/// The threshold when no learner runs.
+/// The threshold when no learner runs (unless `HAKMEM_THRESHOLD_KB` sets it).
 pub const FIXED_THRESHOLD: usize = 2 << 20;
+pub const MAX_THRESHOLD_KB: usize = 1 << 20;
 
 impl Config {
     pub const fn preset(mode: Mode) -> Config {
@@ -129,6 +134,7 @@ impl Config {
             lifecycle,
             select_every: every,
             bigcache_cap: DEFAULT_BIGCACHE_CAP,
+            fixed_threshold: FIXED_THRESHOLD,
             seed: 0x4841_4b4d_454d, // "HAKMEM"
             check: false,
         }
@@ -183,6 +189,16 @@ impl Config {
             match v.parse() {
                 Ok(s) => c.seed = s,
                 Err(_) => bad("HAKMEM_SEED", v, "an unsigned integer"),
+            }
+        }
+        if let Some(v) = var("HAKMEM_THRESHOLD_KB") {
+            match v.parse::<usize>() {
+                Ok(kb) if (1..=MAX_THRESHOLD_KB).contains(&kb) => {
+                    c.fixed_threshold = kb << 10;
+                    c.elo = false;
+                    c.ucb1 = false;
+                }
+                _ => bad("HAKMEM_THRESHOLD_KB", v, "1..=1048576"),
             }
         }
         if let Some(v) = var("HAKMEM_BIGCACHE_MB") {
@@ -311,6 +327,16 @@ mod tests {
             ("HAKMEM_DISABLE_BIGCACHE", "1"),
         ]);
         assert!(!c.bigcache && c.elo && c.ucb1);
+        let (c, w) = parse(&[("HAKMEM_THRESHOLD_KB", "768")]);
+        assert!(w.is_empty());
+        assert_eq!(c.fixed_threshold, 768 << 10);
+        assert!(
+            !c.elo && !c.ucb1 && c.bigcache,
+            "a fixed policy: learners off, cache on"
+        );
+        let (c, w) = parse(&[("HAKMEM_THRESHOLD_KB", "0")]);
+        assert_eq!((c.fixed_threshold, c.elo), (FIXED_THRESHOLD, true));
+        assert!(w.iter().any(|l| l.contains("HAKMEM_THRESHOLD_KB")));
         let (c, _) = parse(&[("HAKMEM_DISABLE_ELO", "1")]);
         assert!(!c.elo && !c.ucb1 && c.bigcache);
         let (c, _) = parse(&[

@@ -351,14 +351,15 @@ impl Snapshot {
             100.0 * self.bigcache_hit_rate(),
             self.bigcache.evictions
         )?;
+        w.write_str("  learner  : ")?;
+        if c.elo {
+            w.write_str("ELO")?;
+        } else {
+            write!(w, "off, fixed {} KiB threshold", c.fixed_threshold >> 10)?;
+        }
         writeln!(
             w,
-            "  learner  : {} (lifecycle {}, {} windows), {} madvise batches",
-            if c.elo {
-                "ELO"
-            } else {
-                "off, fixed 2 MiB threshold"
-            },
+            " (lifecycle {}, {} windows), {} madvise batches",
             self.phase.name(),
             self.lifecycle_windows,
             self.madvise_batches

@@ -62,6 +62,7 @@ pub fn run_child(
         "HAKMEM_DISABLE_ELO",
         "HAKMEM_MINIMAL",
         "HAKMEM_FRONT",
+        "HAKMEM_THRESHOLD_KB",
     ] {
         c.env_remove(k);
     }

@@ -34,7 +34,8 @@ pub fn run_probe(name: &str, iters: u64, seconds: Option<f64>) -> Result<(), Str
     Ok(())
 }
 
-pub const WORKLOADS: [&str; 8] = [
+pub const WORKLOADS: [&str; 9] = [
+    "learning",
     "reuse_path",
     "json",
     "mir",
@@ -79,12 +80,15 @@ pub fn run_workload(name: &str, reps: usize, warm: bool, alloc: &str) -> Result<
     static REUSE: hakmem::ReuseFront = hakmem::ReuseFront;
     let peer =
         microbench::peers::by_name(alloc).ok_or_else(|| format!("no allocator named {alloc:?}"))?;
-    if alloc != "hakmem" && Scenario::parse(name).is_none() {
+    if alloc != "hakmem" && Scenario::parse(name).is_none() && name != "learning" {
         return Err(format!(
             "{name} runs under hakmem only (--alloc is for the scenarios)"
         ));
     }
     microbench::peers::confirm_served(&peer, Layout::from_size_align(64, 8).unwrap());
+    if name == "learning" {
+        return Ok(learning_phases(alloc, peer.alloc).to_string());
+    }
     let mut one: Box<dyn FnMut() -> usize> = match name {
         "reuse_path" => {
             let l = Layout::from_size_align(64, 8).unwrap();
@@ -171,4 +175,102 @@ pub fn run_workload(name: &str, reps: usize, warm: bool, alloc: &str) -> Result<
         "peak_rss_kib": peak_rss_kib(),
     })
     .to_string())
+}
+
+fn cpu_ms() -> f64 {
+    // SAFETY: getrusage fills a zeroed struct.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
+    ms(ru.ru_utime) + ms(ru.ru_stime)
+}
+
+/// The learning study's workload (`profiling::learning` says what it is and why): three
+/// sites, two phases with A and B swapping roles. Under hakmem each site is its own call
+/// site (`front::api::alloc_at`); a peer gets the same sizes through `GlobalAlloc`.
+fn learning_phases(alloc: &str, peer: &'static (dyn GlobalAlloc + Sync)) -> serde_json::Value {
+    use hakmem::learn::sites;
+    use hakmem::site::Site;
+    const SITES: [Site; 3] = [Site(0x1EA4_0001), Site(0x1EA4_0002), Site(0x1EA4_0003)];
+    const ROUNDS: usize = 60;
+    // One-shot buffers live this long (in buffers of the site) before they are freed.
+    const ONE_SHOT_LIVE: usize = 50;
+    const MIB: usize = 1 << 20;
+    let hakmem = alloc == "hakmem";
+    let get = |site: usize, size: usize| -> (*mut u8, Layout) {
+        let l = Layout::from_size_align(size, 16).unwrap();
+        let p = if hakmem {
+            hakmem::front::api::alloc_at(l, SITES[site])
+        } else {
+            // SAFETY: a non-zero layout.
+            unsafe { peer.alloc(l) }
+        };
+        assert!(!p.is_null(), "out of memory in the learning workload");
+        for o in (0..size).step_by(4096) {
+            // SAFETY: inside the block just allocated.
+            unsafe { p.add(o).write_volatile(1) };
+        }
+        (p, l)
+    };
+    let put = |(p, l): (*mut u8, Layout)| {
+        // SAFETY: allocated above by the same allocator with `l`.
+        unsafe {
+            if hakmem {
+                hakmem::front::api::free_at(p, l)
+            } else {
+                peer.dealloc(p, l)
+            }
+        }
+    };
+    let (cpu0, faults0) = (cpu_ms(), minor_faults());
+    let mut elo_samples: Vec<(usize, Vec<(usize, f64)>)> = Vec::new();
+    let mut site_thresholds: Vec<(usize, [usize; 3])> = Vec::new();
+    let mut round = 0;
+    for (reuser, one_shot) in [(0, 1), (1, 0)] {
+        let mut kept = Vec::new();
+        for _ in 0..ROUNDS {
+            for _ in 0..10 {
+                put(get(reuser, MIB));
+                kept.push(get(one_shot, MIB));
+                if kept.len() > ONE_SHOT_LIVE {
+                    put(kept.remove(0));
+                }
+            }
+            let mut size = 64 << 10;
+            while size <= 8 * MIB {
+                put(get(2, size));
+                size *= 2;
+            }
+            if hakmem {
+                let elo = hakmem::learn::elo_snapshot();
+                elo_samples.push((
+                    round,
+                    elo.strategies
+                        .iter()
+                        .map(|s| (s.threshold, s.rating))
+                        .collect(),
+                ));
+                let t = SITES.map(|s| {
+                    sites::TABLE[sites::slot(s)]
+                        .threshold
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                });
+                site_thresholds.push((round, t));
+            }
+            round += 1;
+        }
+        kept.into_iter().for_each(put);
+    }
+    serde_json::json!({
+        "workload": "learning",
+        "allocator": alloc,
+        "cpu_ms": cpu_ms() - cpu0,
+        "page_faults": minor_faults() - faults0,
+        "peak_rss_kib": peak_rss_kib(),
+        "elo_samples": elo_samples,
+        "site_thresholds": site_thresholds,
+    })
 }

@@ -8,6 +8,7 @@
 //! - `flame`: stacks from `perf record`, folded and drawn by inferno; differential and step graphs.
 //! - `ablation`, `syscalls`: the feature-isolation study and the syscall census, per child process.
 //! - `claims`: the original's overhead findings beside ours, with verdicts.
+//! - `learning`: does learning pay? The learner against each fixed threshold and the peers, with learning curves.
 //! - `child`: the entry points those child processes run.
 //! - `report`: Markdown, HTML and the SVG bar chart; `machine`: what we ran on.
 //! - `run`: the subcommands, which `main.rs` parses and calls.
@@ -20,6 +21,7 @@ pub mod claims;
 pub mod counters;
 pub mod events;
 pub mod flame;
+pub mod learning;
 pub mod machine;
 pub mod report;
 pub mod run;

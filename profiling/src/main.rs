@@ -3,7 +3,7 @@
 //! binary: each subcommand is one call into the `profiling` library.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use profiling::{ablation, attrib, child, counters, run, syscalls};
+use profiling::{ablation, attrib, child, counters, learning, run, syscalls};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -34,6 +34,9 @@ enum Cmd {
     /// A path's instructions and simulated cache misses split into steps, exactly (callgrind,
     /// line level): the steps plus the residual add up to the path
     Steps(StepsArgs),
+    /// Does learning pay? The learner against each fixed threshold and the peers on a
+    /// workload where per-site policy matters (composite cost: CPU, page faults, RSS)
+    Learning,
     /// Run everything and write flamegraphs/{index.html,report.md,*.svg}
     Report(ReportArgs),
     /// child process: run one probe
@@ -229,6 +232,16 @@ fn main() -> ExitCode {
             Ok(())
         }
         Cmd::Steps(a) => steps_cmd(a),
+        Cmd::Learning => {
+            let study = learning::run(&profiling::self_exe(), progress);
+            print!("{}", study.table().markdown());
+            println!("\n{}", study.verdict());
+            if study.runs.is_empty() {
+                Err(study.errors.join("; "))
+            } else {
+                Ok(())
+            }
+        }
         Cmd::Syscalls => syscalls::run(&profiling::self_exe(), &std::env::temp_dir(), progress)
             .map(|c| print!("{}", syscalls::table(&c).markdown())),
         Cmd::Report(a) => run::report(&run::ReportOptions {

@@ -37,6 +37,8 @@ pub struct Report {
     /// Each path's instructions and simulated misses split into steps (callgrind), or why not.
     pub steps: PathAttributions,
     pub claims: Vec<Claim>,
+    /// Does learning pay? (None: not run.)
+    pub learning: Option<crate::learning::Study>,
     pub pictures: Vec<Picture>,
     pub ablation: Vec<Cell>,
     pub syscalls: Result<Vec<Census>, String>,
@@ -127,7 +129,7 @@ impl Report {
             "counters": serde_json::from_str::<serde_json::Value>(&counters::to_json(&self.counters)).unwrap_or_default(),
             "steps": steps,
             "claims": self.claims,
-            "learning": null,
+            "learning": self.learning.as_ref().map(|l| l.json()),
             "ablation": self.ablation.iter().map(|c| json!({
                 "config": c.config,
                 "workload": c.workload,
@@ -172,12 +174,21 @@ impl Report {
             s,
             "## Where the nanoseconds go: the two models, step by step\n\n{STEPS_NOTE}\n\n{steps}"
         );
-        let _ = writeln!(s, "![steps](steps.svg)\n");
-        let claims = self.claims_table().markdown();
         let _ = writeln!(
             s,
-            "## The original's claims, checked\n\n{claims}\n## Flamegraphs\n"
+            "![steps](steps.svg)\n\n![the original's timeline beside this run](timeline.svg)\n"
         );
+        let claims = self.claims_table().markdown();
+        let _ = writeln!(s, "## The original's claims, checked\n\n{claims}");
+        if let Some(l) = &self.learning {
+            let _ = writeln!(
+                s,
+                "## Does learning pay?\n\n{LEARNING_NOTE}\n\n**{}**\n\n{}\n![cost](learning_cost.svg)\n\n![ELO ratings](learning_elo.svg)\n\n![thresholds per site](learning_thresholds.svg)\n",
+                l.verdict(),
+                l.table().markdown()
+            );
+        }
+        let _ = writeln!(s, "## Flamegraphs\n");
         for p in &self.pictures {
             let _ = match &p.file {
                 Ok(f) => writeln!(s, "- [{}]({f})", p.title),
@@ -218,6 +229,9 @@ impl Report {
             steps: self.step_table().html(),
             steps_note: STEPS_NOTE,
             claims: self.claims_table().html(),
+            learning_note: LEARNING_NOTE,
+            learning_verdict: self.learning.as_ref().map(|l| l.verdict()),
+            learning: self.learning.as_ref().map(|l| l.table().html()),
             pictures: self
                 .pictures
                 .iter()
@@ -245,6 +259,9 @@ impl Report {
 
 const TEMPLATE: &str = include_str!("../templates/report.html");
 
+/// What the learning study is, said once for the Markdown and the HTML.
+const LEARNING_NOTE: &str = "Three call sites in one process, two phases of 60 rounds: site A reuses a 1 MiB buffer, site B makes one-shot 1 MiB buffers (each freed 50 buffers later), site C grows a block from 64 KiB to 8 MiB; then A and B swap roles. Run once per configuration in a child process: the learner as users get it (balanced) and in research mode, each of the ELO's 12 thresholds fixed (HAKMEM_THRESHOLD_KB), and the peers. Cost = 0.4 CPU time + 0.3 page faults + 0.3 peak RSS, each over the best hakmem run's (the learner's own weights; a peer whose faults are counted in huge pages goes below 1). One run each: single measurements on a noisy machine.";
+
 /// How the step table is made, said once for the Markdown and the HTML.
 const STEPS_NOTE: &str = "Each path ran under callgrind (instruction level, cache simulation with explicit sizes); every instruction it executed is attributed to one step by the chain of inlined frames its address has in the DWARF (the innermost frame of our code that a step names; toolchain code inlined into ours counts for the code that used it). So the steps and the residual add up to the path's instructions exactly. Time per step is not measured yet (the column reads –): only the path's total time is, by the counters above.";
 const CSS: &str = include_str!("../templates/report.css");
@@ -264,6 +281,9 @@ struct HtmlPage<'a> {
     steps: String,
     steps_note: &'static str,
     claims: String,
+    learning_note: &'static str,
+    learning_verdict: Option<String>,
+    learning: Option<String>,
     pictures: Vec<PictureView<'a>>,
     ablation: String,
     syscalls: Option<String>,
@@ -287,6 +307,11 @@ pub fn esc(s: &str) -> String {
 
 /// A horizontal bar chart (SVG) of ns per operation.
 pub fn bar_chart(bars: &[(String, f64)], title: &str) -> String {
+    bar_chart_in(bars, title, " ns", 2)
+}
+
+/// A horizontal bar chart (SVG): each value printed with `decimals` and `unit`.
+pub fn bar_chart_in(bars: &[(String, f64)], title: &str, unit: &str, decimals: usize) -> String {
     let max = bars.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-9);
     let (row, left, width) = (22.0, 230.0, 560.0);
     let h = 40.0 + row * bars.len() as f64;
@@ -298,20 +323,139 @@ pub fn bar_chart(bars: &[(String, f64)], title: &str) -> String {
     for (i, (label, ns)) in bars.iter().enumerate() {
         let y = 32.0 + row * i as f64;
         let w = (ns / max * width).max(1.0);
-        let color = if label.contains("hakmem") || label.ends_with("_path") {
-            "#d9534f"
-        } else {
-            "#5b8fd9"
-        };
+        let color =
+            if label.contains("hakmem") || label.ends_with("_path") || label.starts_with("learned")
+            {
+                "#d9534f"
+            } else {
+                "#5b8fd9"
+            };
         let _ = writeln!(
             s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><rect x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\">{ns:.2} ns</text>",
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><rect x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\">{ns:.decimals$}{unit}</text>",
             left - 6.0,
             y + 13.0,
             esc(label),
             row - 6.0,
             left + w + 4.0,
             y + 13.0
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// The original's fast-path timeline beside this run: on the left the time per operation
+/// (the original's 31 ns hakmem and 9 ns mimalloc-style paths, drawn by hand, and the two
+/// paths measured here), on the right each measured path's instructions stacked by step
+/// (exact, from the attribution). SVG.
+pub fn timeline_chart(
+    ns: &[(&str, Option<f64>)],
+    stacks: &[(&str, &crate::attrib::Attribution)],
+) -> String {
+    const COLORS: [&str; 13] = [
+        "#d9534f", "#f0ad4e", "#5cb85c", "#5bc0de", "#337ab7", "#9b59b6", "#e67e22", "#1abc9c",
+        "#95a5a6", "#34495e", "#c0392b", "#7f8c8d", "#2c3e50",
+    ];
+    let (row, label_w, bar_w) = (26.0, 190.0, 300.0);
+    let steps: Vec<&str> = crate::attrib::STEPS.to_vec();
+    let color = |step: &str| {
+        steps
+            .iter()
+            .position(|s| *s == step)
+            .map_or("#bbbbbb", |i| COLORS[i % COLORS.len()])
+    };
+    let h = 70.0 + row * (ns.len().max(stacks.len()) as f64) + 20.0 * 7.0;
+    let right = label_w + bar_w + 80.0;
+    let mut s = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<text x=\"10\" y=\"20\" font-size=\"14\" font-weight=\"bold\">ns per operation: the original's timeline and this run</text>\n<text x=\"{right}\" y=\"20\" font-size=\"14\" font-weight=\"bold\">instructions per operation by step (exact)</text>\n",
+        2.0 * right
+    );
+    let max_ns = ns.iter().filter_map(|b| b.1).fold(1e-9f64, f64::max);
+    for (i, (label, v)) in ns.iter().enumerate() {
+        let y = 36.0 + row * i as f64;
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+            label_w - 6.0,
+            y + 14.0,
+            esc(label)
+        );
+        let _ = match v {
+            Some(v) => {
+                let w = (v / max_ns * bar_w).max(1.0);
+                let fill = if label.starts_with("original") {
+                    "#bbbbbb"
+                } else {
+                    "#d9534f"
+                };
+                writeln!(s, "<rect x=\"{label_w}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{fill}\"/><text x=\"{}\" y=\"{}\">{v:.2} ns</text>", row - 8.0, label_w + w + 4.0, y + 14.0)
+            }
+            None => writeln!(
+                s,
+                "<text x=\"{label_w}\" y=\"{}\">not measured</text>",
+                y + 14.0
+            ),
+        };
+    }
+    let max_ir = stacks
+        .iter()
+        .map(|(_, a)| a.total.ir)
+        .fold(1e-9f64, f64::max);
+    let mut used: Vec<&str> = Vec::new();
+    for (i, (label, a)) in stacks.iter().enumerate() {
+        let y = 36.0 + row * i as f64;
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+            right + label_w - 6.0,
+            y + 14.0,
+            esc(label)
+        );
+        let mut x = right + label_w;
+        let parts = a
+            .steps
+            .iter()
+            .map(|(n, c)| (n.as_str(), c.ir))
+            .chain([("residual", a.residual.ir)]);
+        for (step, ir) in parts {
+            let w = ir / max_ir * bar_w;
+            if w <= 0.0 {
+                continue;
+            }
+            if !used.contains(&step) {
+                used.push(step);
+            }
+            let _ = write!(
+                s,
+                "<rect x=\"{x:.1}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{}\"><title>{}: {ir:.2}</title></rect>",
+                row - 8.0,
+                color(step),
+                esc(step)
+            );
+            x += w;
+        }
+        let _ = writeln!(
+            s,
+            "<text x=\"{}\" y=\"{}\">{:.1}</text>",
+            x + 4.0,
+            y + 14.0,
+            a.total.ir
+        );
+    }
+    // The legend: one swatch per step drawn.
+    let top = 46.0 + row * (ns.len().max(stacks.len()) as f64);
+    for (i, step) in used.iter().enumerate() {
+        let (col, line) = (i % 2, i / 2);
+        let x = right + label_w * 0.3 + col as f64 * 240.0;
+        let y = top + 20.0 * line as f64;
+        let _ = writeln!(
+            s,
+            "<rect x=\"{x}\" y=\"{y}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{}\" y=\"{}\">{}</text>",
+            color(step),
+            x + 16.0,
+            y + 11.0,
+            esc(step)
         );
     }
     s.push_str("</svg>\n");
@@ -347,6 +491,7 @@ mod tests {
             availability: avail,
             counters: vec![Measurement::from_raw("pool_path", "hakmem", &raw, None)],
             steps: vec![("pool_path".into(), Ok(attribution()))],
+            learning: None,
             claims: vec![Claim {
                 claim: "the fast-path gap is structural".into(),
                 original: "31 vs 9 ns".into(),
@@ -416,6 +561,17 @@ mod tests {
             "{md}"
         );
         assert!(r.html().contains("The original&#39;s claims") || r.html().contains("claims"));
+        let mut r = r;
+        r.learning = Some(crate::learning::Study {
+            runs: crate::learning::costs(&[(
+                "learned (ELO)".to_string(),
+                serde_json::json!({ "cpu_ms": 1.0, "page_faults": 1.0, "peak_rss_kib": 1.0 }),
+            )]),
+            ..Default::default()
+        });
+        assert!(r.markdown().contains("## Does learning pay?"));
+        assert!(r.html().contains("Does learning pay?"));
+        assert_eq!(r.json()["learning"]["learned_cost"], 1.0);
     }
 
     #[test]
@@ -446,6 +602,25 @@ mod tests {
         assert!(html.contains("unavailable on this host") && html.contains("simulated"));
         assert!(html.contains("<td>n/a</td>"));
         assert!(html.contains("<img class=\"flame\" src=\"pool_path.svg\""));
+    }
+
+    #[test]
+    fn the_timeline_sets_the_original_beside_the_measured_stacks() {
+        let a = attribution();
+        let svg = timeline_chart(
+            &[
+                ("original hakmem", Some(31.0)),
+                ("original mimalloc-style", Some(9.0)),
+                ("reuse_path", None),
+            ],
+            &[("pool_path", &a)],
+        );
+        assert!(crate::flame::svg_well_formed(&svg), "{svg}");
+        assert!(svg.contains("31.00 ns") && svg.contains("not measured"));
+        // Two bars of time, three stacked parts (two steps and the residual), and the
+        // legend's three swatches.
+        assert_eq!(svg.matches("<rect").count(), 2 + 3 + 3, "{svg}");
+        assert!(svg.contains("<title>free-list push: 28.00</title>"));
     }
 
     #[test]

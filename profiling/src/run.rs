@@ -4,7 +4,7 @@ use crate::attrib::{self, PathAttributions};
 use crate::counters::{self, Measurement};
 use crate::events::Availability;
 use crate::report::{self, Picture, Report};
-use crate::{ablation, claims, flame, machine, sim, syscalls};
+use crate::{ablation, claims, flame, learning, machine, sim, syscalls};
 use microbench::peers;
 use microbench::probes::{self, Probe};
 use std::path::{Path, PathBuf};
@@ -222,7 +222,7 @@ pub fn flames(
 }
 
 /// The paths the report splits into steps (`attrib`).
-pub const STEP_PATHS: [&str; 2] = ["reuse_path", "pool_path"];
+pub const STEP_PATHS: [&str; 3] = ["reuse_path", "pool_path", "cabi/pair64/hakmem"];
 
 /// Each path of `STEP_PATHS` attributed to its steps under callgrind, and their step graph
 /// (frame widths: instructions per operation).
@@ -234,11 +234,10 @@ pub fn steps(
 ) -> (PathAttributions, Picture) {
     let mut all = Vec::new();
     for path in STEP_PATHS {
-        progress(&format!("steps: {path} under callgrind, line by line"));
-        all.push((
-            path.to_string(),
-            attrib::run(exe, path, 100, probes::OPS, tmp),
+        progress(&format!(
+            "steps: {path} under callgrind, instruction by instruction"
         ));
+        all.push((path.to_string(), attrib::run_path(exe, path, tmp)));
     }
     let by_path: Vec<(&str, Vec<flame::Step>)> = all
         .iter()
@@ -343,6 +342,40 @@ pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
         ablation: &ablation,
         vm: &vm,
     });
+    let timeline = report::timeline_chart(
+        &[
+            ("original hakmem (hand-drawn)", Some(31.0)),
+            ("original mimalloc-style", Some(9.0)),
+            ("reuse_path (hakmem model)", ns_of("reuse_path")),
+            ("pool_path (pool model)", ns_of("pool_path")),
+        ],
+        &["reuse_path", "pool_path", "cabi/pair64/hakmem"]
+            .iter()
+            .filter_map(|p| attributed(p).map(|a| (*p, a)))
+            .collect::<Vec<_>>(),
+    );
+    std::fs::write(o.out.join("timeline.svg"), timeline).map_err(|e| e.to_string())?;
+    let learning = learning::run(&exe, progress);
+    let cost_bars: Vec<(String, f64)> = learning
+        .runs
+        .iter()
+        .map(|r| (r.config.clone(), r.cost))
+        .collect();
+    for (file, svg) in [
+        (
+            "learning_cost.svg",
+            report::bar_chart_in(
+                &cost_bars,
+                "composite cost per configuration (1.0 = best on CPU, faults and RSS)",
+                "",
+                3,
+            ),
+        ),
+        ("learning_elo.svg", learning.elo_chart()),
+        ("learning_thresholds.svg", learning.threshold_chart()),
+    ] {
+        std::fs::write(o.out.join(file), svg).map_err(|e| e.to_string())?;
+    }
     let r = Report {
         machine,
         quick: o.quick,
@@ -350,6 +383,7 @@ pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
         counters: ms,
         steps: step_rows,
         claims,
+        learning: Some(learning),
         pictures,
         ablation,
         syscalls,

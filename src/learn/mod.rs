@@ -17,7 +17,7 @@ pub mod rng;
 pub mod sites;
 pub mod ucb1;
 
-use crate::config::{self, FIXED_THRESHOLD};
+use crate::config;
 use crate::lock::{rank, SpinLock};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use elo::{Elo, Sample};
@@ -53,9 +53,9 @@ pub struct Decision {
 }
 
 impl Decision {
-    const fn fixed(seq: u64) -> Decision {
+    const fn fixed(seq: u64, threshold: usize) -> Decision {
         Decision {
-            threshold: FIXED_THRESHOLD,
+            threshold,
             strategy: NONE,
             arm: NONE,
             canary: false,
@@ -158,7 +158,7 @@ pub fn decide(slot: usize, size: usize) -> Decision {
     let cfg = config::get();
     let seq = CALLS.fetch_add(1, Relaxed);
     if !cfg.elo && !cfg.ucb1 {
-        return Decision::fixed(seq);
+        return Decision::fixed(seq, cfg.fixed_threshold);
     }
     WINDOW_HIST[sites::bucket(size)].fetch_add(1, Relaxed);
     if cfg.lifecycle {
@@ -187,7 +187,7 @@ pub fn decide(slot: usize, size: usize) -> Decision {
         }
     }
     if !cfg.elo {
-        return Decision::fixed(seq);
+        return Decision::fixed(seq, cfg.fixed_threshold);
     }
     if seq % cfg.select_every as u64 == 0 {
         let mut b = BRAIN.lock();
