@@ -347,6 +347,50 @@ fn pair_checked() -> Run {
     })
 }
 
+/// The reuse front's pair with only the model steps in `STEPS`
+/// (`hakmem::front::reuse::alloc_steps`), called directly: the subtraction probes.
+fn reuse_pair_steps<const STEPS: u8>() -> Run {
+    use hakmem::front::reuse;
+    // Warm the page (and the thread's caches) once.
+    for _ in 0..OPS {
+        // SAFETY: allocated and freed with the same steps.
+        unsafe { reuse::free_steps::<STEPS>(reuse::alloc_steps::<STEPS>(64, Site::UNKNOWN)) };
+    }
+    Box::new(|| {
+        for _ in 0..OPS {
+            let p = reuse::alloc_steps::<STEPS>(black_box(64), Site::UNKNOWN);
+            // SAFETY: a live block of these steps, freed once.
+            unsafe { reuse::free_steps::<STEPS>(black_box(p)) };
+        }
+    })
+}
+
+/// Time by subtraction for the reuse path's own steps: the pair with every step (`full`),
+/// and for each step the pair without it. A step's time is full − without, measured
+/// interleaved (`hakprof steps`); the pool steps cannot be taken out of a working path.
+pub struct Subtraction {
+    pub full: fn() -> Run,
+    pub without: [Without; 3],
+}
+
+/// A step's name (as `profiling::attrib::STEPS` spells it) and the pair without it.
+pub type Without = (&'static str, fn() -> Run);
+
+pub const REUSE_SUBTRACTION: Subtraction = {
+    use hakmem::front::reuse::{ALL, HEADER, LEARNER, SITE_HASH};
+    Subtraction {
+        full: reuse_pair_steps::<ALL>,
+        without: [
+            ("call-site hash", reuse_pair_steps::<{ ALL & !SITE_HASH }>),
+            ("learner selection", reuse_pair_steps::<{ ALL & !LEARNER }>),
+            (
+                "header write + read + magic check",
+                reuse_pair_steps::<{ ALL & !HEADER }>,
+            ),
+        ],
+    }
+};
+
 fn reuse_path() -> Run {
     with_peer("hakmem-reuse", true)
 }

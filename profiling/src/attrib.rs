@@ -69,12 +69,11 @@ const fn rule(file: &'static str, fns: &'static [&'static str], step: &'static s
 }
 
 /// The steps, in the order the tables list them.
-pub const STEPS: [&str; 12] = [
+pub const STEPS: [&str; 11] = [
     "C entry points",
     "call-site hash",
     "learner selection",
-    "header write",
-    "header read + magic check",
+    "header write + read + magic check",
     "size class",
     "free-list pop",
     "segment lookup",
@@ -92,9 +91,12 @@ pub const RULES: &[Rule] = &[
     rule("src/learn/sites.rs", &[], "call-site hash"),
     rule("src/front/reuse.rs", &["decide_small"], "learner selection"),
     rule("src/learn/", &[], "learner selection"),
-    rule("src/header.rs", &["new", "write"], "header write"),
-    rule("src/header.rs", &[], "header read + magic check"),
-    rule("src/front/reuse.rs", &["free"], "header read + magic check"),
+    rule("src/header.rs", &[], "header write + read + magic check"),
+    rule(
+        "src/front/reuse.rs",
+        &["free", "free_steps"],
+        "header write + read + magic check",
+    ),
     rule("src/size_class.rs", &[], "size class"),
     rule(
         "src/pool/heap.rs",
@@ -397,11 +399,17 @@ pub fn attribute(
     }
 }
 
-/// The step table: per path, each step's instructions, share and simulated misses, the
-/// residual with its sources, and the path's total (with its measured time from `ns_of`).
+/// A step's time by subtraction: ns per operation and its 95 % interval.
+pub type StepNs = (f64, (f64, f64));
+
+/// The step table: per path, each step's instructions, share and simulated misses, and its
+/// time by subtraction where `step_ns` has one; the residual with its sources (its time:
+/// the path's measured time less the timed steps, signed); the path's total with its
+/// measured time from `ns_of`.
 pub fn table(
-    paths: &[(String, Result<Attribution, String>)],
+    paths: &PathAttributions,
     ns_of: impl Fn(&str) -> Option<f64>,
+    step_ns: impl Fn(&str, &str) -> Option<StepNs>,
 ) -> Table {
     let mut t = Table::new(&[
         "path",
@@ -410,8 +418,13 @@ pub fn table(
         "share",
         "L1 misses / op (sim)",
         "LL misses / op (sim)",
-        "ns / op",
+        "ns / op (by subtraction, 95 % CI)",
     ]);
+    let fmt_ns = |v: Option<StepNs>| {
+        v.map_or("–".to_string(), |(ns, (lo, hi))| {
+            format!("{ns:.2} [{lo:.2}, {hi:.2}]")
+        })
+    };
     for (path, a) in paths {
         let a = match a {
             Ok(a) => a,
@@ -434,7 +447,7 @@ pub fn table(
             ]
         };
         for (step, c) in &a.steps {
-            t.push(row(step.clone(), c, "–".into()));
+            t.push(row(step.clone(), c, fmt_ns(step_ns(path, step))));
         }
         let sources: Vec<String> = a
             .residual_sources
@@ -446,11 +459,35 @@ pub fn table(
         } else {
             format!("residual (no rule claims it: {})", sources.join(", "))
         };
-        t.push(row(label, &a.residual, "–".into()));
+        t.push(row(
+            label,
+            &a.residual,
+            residual_ns(a, ns_of(path), &step_ns).map_or("–".into(), |r| {
+                format!("{r:+.2} (the path's time less the timed steps)")
+            }),
+        ));
         let ns = ns_of(path).map_or("–".into(), |ns| format!("{ns:.2}"));
         t.push(row("= the path (measured)".into(), &a.total, ns));
     }
     t
+}
+
+/// The path's measured time less its timed steps (signed, never clamped); None when no
+/// step of the path was timed or the path's time is unknown.
+pub fn residual_ns(
+    a: &Attribution,
+    total_ns: Option<f64>,
+    step_ns: impl Fn(&str, &str) -> Option<StepNs>,
+) -> Option<f64> {
+    let timed: Vec<f64> = a
+        .steps
+        .iter()
+        .filter_map(|(s, _)| step_ns(&a.path, s).map(|(ns, _)| ns))
+        .collect();
+    if timed.is_empty() {
+        return None;
+    }
+    Some(total_ns? - timed.iter().sum::<f64>())
 }
 
 /// Runs `hakprof run-probe` for `probe` under callgrind at instruction level (cache
@@ -661,7 +698,7 @@ mod tests {
             "core's write counts for the pop"
         );
         assert_eq!(
-            step("header write"),
+            step("header write + read + magic check"),
             Some(2.0),
             "the innermost frame of ours wins"
         );

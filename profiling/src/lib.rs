@@ -4,6 +4,7 @@
 //! - `counters`: perf-event groups (or the software fallback) around a probe's runs.
 //! - `cabi`: the same counters around the C-path probes, one process per allocator.
 //! - `attrib`: a path's instructions and simulated misses split into steps, exactly (callgrind, line level).
+//! - `subtract`: time per step by subtraction (the path without one step, timed interleaved).
 //! - `sim`: simulated cache misses from callgrind, for hosts without hardware counters.
 //! - `flame`: stacks from `perf record`, folded and drawn by inferno; differential and step graphs.
 //! - `ablation`, `syscalls`: the feature-isolation study and the syscall census, per child process.
@@ -26,6 +27,7 @@ pub mod machine;
 pub mod report;
 pub mod run;
 pub mod sim;
+pub mod subtract;
 pub mod syscalls;
 
 /// Where generated files go.

@@ -208,7 +208,21 @@ fn steps_cmd(a: StepsArgs) -> Result<(), String> {
                 .collect();
             println!("{}", serde_json::Value::Array(v));
         }
-        StepsFormat::Table => print!("{}", attrib::table(&all, |_| None).markdown()),
+        StepsFormat::Table => {
+            let times = if all.iter().any(|(n, _)| n == "reuse_path") {
+                progress("steps: time by subtraction");
+                profiling::subtract::reuse_steps(41, 200)
+            } else {
+                vec![]
+            };
+            let step_ns = |p: &str, s: &str| {
+                times
+                    .iter()
+                    .find(|t| p == "reuse_path" && t.step == s)
+                    .map(|t| (t.ns, t.ns_ci))
+            };
+            print!("{}", attrib::table(&all, |_| None, step_ns).markdown())
+        }
     }
     if all.iter().any(|(_, r)| r.is_err()) {
         return Err("a path could not be attributed".into());

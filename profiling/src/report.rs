@@ -36,6 +36,8 @@ pub struct Report {
     pub counters: Vec<Measurement>,
     /// Each path's instructions and simulated misses split into steps (callgrind), or why not.
     pub steps: PathAttributions,
+    /// Time per step by subtraction: (path, step time).
+    pub step_times: Vec<(String, crate::subtract::StepTime)>,
     pub claims: Vec<Claim>,
     /// Does learning pay? (None: not run.)
     pub learning: Option<crate::learning::Study>,
@@ -67,8 +69,16 @@ impl Report {
         self.counters.iter().find(|m| m.probe == name).map(|m| m.ns)
     }
 
+    /// The time by subtraction of `step` on `path`, if measured.
+    fn step_ns(&self, path: &str, step: &str) -> Option<crate::attrib::StepNs> {
+        self.step_times
+            .iter()
+            .find(|(p, t)| p == path && t.step == step)
+            .map(|(_, t)| (t.ns, t.ns_ci))
+    }
+
     pub fn step_table(&self) -> Table {
-        crate::attrib::table(&self.steps, |p| self.ns_of(p))
+        crate::attrib::table(&self.steps, |p| self.ns_of(p), |p, s| self.step_ns(p, s))
     }
 
     /// The claims table: the original's figure, ours, the verdict.
@@ -93,7 +103,8 @@ impl Report {
     /// The whole report as data (`report.json`): `steps` holds one object per attributed
     /// path with `total_ir`, `total_ns`, `residual_ir`, `residual_ns` and `steps` (a list of
     /// `{ step, ir, ns, ns_ci, l1_misses, ll_misses }`; Σ ir + residual_ir = total_ir).
-    /// Time per step is not measured yet: `ns`, `ns_ci` and `residual_ns` are null.
+    /// `ns` and `ns_ci` come from the subtraction (null for a step that cannot be taken out
+    /// of the path); `residual_ns` is the path's time less the timed steps, signed.
     pub fn json(&self) -> serde_json::Value {
         use serde_json::json;
         let mut steps = serde_json::Map::new();
@@ -106,13 +117,13 @@ impl Report {
                     "total_l1_misses": a.total.l1_misses,
                     "total_ll_misses": a.total.ll_misses,
                     "residual_ir": a.residual.ir,
-                    "residual_ns": null,
+                    "residual_ns": crate::attrib::residual_ns(a, self.ns_of(path), |p, s| self.step_ns(p, s)),
                     "residual_sources": a.residual_sources,
                     "steps": a.steps.iter().map(|(s, c)| json!({
                         "step": s,
                         "ir": c.ir,
-                        "ns": null,
-                        "ns_ci": null,
+                        "ns": self.step_ns(path, s).map(|t| t.0),
+                        "ns_ci": self.step_ns(path, s).map(|t| [t.1 .0, t.1 .1]),
                         "l1_misses": c.l1_misses,
                         "ll_misses": c.ll_misses,
                     })).collect::<Vec<_>>(),
@@ -263,7 +274,7 @@ const TEMPLATE: &str = include_str!("../templates/report.html");
 const LEARNING_NOTE: &str = "Three call sites in one process, two phases of 60 rounds: site A reuses a 1 MiB buffer, site B makes one-shot 1 MiB buffers (each freed 50 buffers later), site C grows a block from 64 KiB to 8 MiB; then A and B swap roles. Run once per configuration in a child process: the learner as users get it (balanced) and in research mode, each of the ELO's 12 thresholds fixed (HAKMEM_THRESHOLD_KB), and the peers. Cost = 0.4 CPU time + 0.3 page faults + 0.3 peak RSS, each over the best hakmem run's (the learner's own weights; a peer whose faults are counted in huge pages goes below 1). One run each: single measurements on a noisy machine.";
 
 /// How the step table is made, said once for the Markdown and the HTML.
-const STEPS_NOTE: &str = "Each path ran under callgrind (instruction level, cache simulation with explicit sizes); every instruction it executed is attributed to one step by the chain of inlined frames its address has in the DWARF (the innermost frame of our code that a step names; toolchain code inlined into ours counts for the code that used it). So the steps and the residual add up to the path's instructions exactly. Time per step is not measured yet (the column reads –): only the path's total time is, by the counters above.";
+const STEPS_NOTE: &str = "Each path ran under callgrind (instruction level, cache simulation with explicit sizes); every instruction it executed is attributed to one step by the chain of inlined frames its address has in the DWARF (the innermost frame of our code that a step names; toolchain code inlined into ours counts for the code that used it). So the steps and the residual add up to the path's instructions exactly. Time per step is by subtraction: the reuse path built without one of its own steps (the allocator's alloc_steps/free_steps, the same code with that step folded away), timed interleaved with the full path round after round; median of the differences and its 95 % interval. The pool steps cannot be taken out of a working path (–), so the residual's time is the path's measured time less the timed steps: the pool's work, and the overlap a real CPU gives steps.";
 const CSS: &str = include_str!("../templates/report.css");
 
 /// What the HTML template reads.
@@ -491,6 +502,15 @@ mod tests {
             availability: avail,
             counters: vec![Measurement::from_raw("pool_path", "hakmem", &raw, None)],
             steps: vec![("pool_path".into(), Ok(attribution()))],
+            step_times: vec![(
+                "pool_path".into(),
+                crate::subtract::StepTime {
+                    step: "free-list pop".into(),
+                    ns: 1.5,
+                    ns_ci: (1.0, 2.0),
+                    rounds: 3,
+                },
+            )],
             learning: None,
             claims: vec![Claim {
                 claim: "the fast-path gap is structural".into(),
@@ -546,14 +566,25 @@ mod tests {
             Some(7.0),
             "the path's measured time"
         );
+        assert_eq!(
+            p["steps"][0]["ns"].as_f64(),
+            Some(1.5),
+            "timed by subtraction"
+        );
+        assert_eq!(p["steps"][0]["ns_ci"][1].as_f64(), Some(2.0));
         assert!(
-            p["steps"][0]["ns"].is_null(),
-            "time per step is not measured: null, not 0"
+            p["steps"][1]["ns"].is_null(),
+            "a step not timed: null, not 0"
+        );
+        assert_eq!(
+            p["residual_ns"].as_f64(),
+            Some(7.0 - 1.5),
+            "signed: the path less the timed"
         );
         assert_eq!(v["claims"][0]["verdict"], "holds");
         let md = r.markdown();
         assert!(
-            md.contains("| pool_path | free-list pop | 20.00 | 40.0 % |"),
+            md.contains("| pool_path | free-list pop | 20.00 | 40.0 % | 0.0000 | 0.0000 | 1.50 [1.00, 2.00] |"),
             "{md}"
         );
         assert!(

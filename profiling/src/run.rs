@@ -314,6 +314,12 @@ pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
     let (availability, ms) = counters_and_bars(o, &tmp, progress)?;
     let exe = crate::self_exe();
     let (step_rows, step_pic) = steps(&exe, &o.out, &tmp, progress);
+    progress("steps: time by subtraction (reuse path without each of its own steps)");
+    let step_times: Vec<(String, crate::subtract::StepTime)> =
+        crate::subtract::reuse_steps(if o.quick { 21 } else { 61 }, 100)
+            .into_iter()
+            .map(|t| ("reuse_path".to_string(), t))
+            .collect();
     if let Err(e) = &step_pic.file {
         eprintln!("hakprof: step flamegraph not drawn: {e}");
     }
@@ -382,6 +388,7 @@ pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
         availability,
         counters: ms,
         steps: step_rows,
+        step_times,
         claims,
         learning: Some(learning),
         pictures,

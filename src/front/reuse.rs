@@ -18,14 +18,41 @@ use crate::{big, diag, pool, tls, track};
 /// Largest request served from a pool block (the header takes 32 bytes of it).
 pub const SMALL_MAX: usize = POOL_MAX - HEADER_SIZE;
 
+/// The hakmem model's own steps, as bits of `alloc_steps`/`free_steps`' `STEPS`: the real
+/// path takes them all (`ALL`); the profiler's subtraction probes take one out, so that a
+/// step's time is the full path's minus the path without it (`hakprof steps`). One
+/// definition for both: the steps left out fold away at compile time.
+pub const SITE_HASH: u8 = 1;
+pub const LEARNER: u8 = 2;
+pub const HEADER: u8 = 4;
+pub const ALL: u8 = SITE_HASH | LEARNER | HEADER;
+
 /// Allocates `size` bytes for `site` (alignment up to 16). Null when out of memory.
 #[inline(always)]
 pub fn alloc(size: usize, site: Site) -> *mut u8 {
+    alloc_steps::<ALL>(size, site)
+}
+
+/// `alloc` with only the model's steps in `STEPS`: without `SITE_HASH` the site's table
+/// slot is the shared "other" entry, without `LEARNER` nothing small goes big, without
+/// `HEADER` no header is written (a block only `free_steps` without `HEADER` may free).
+#[inline(always)]
+pub fn alloc_steps<const STEPS: u8>(size: usize, site: Site) -> *mut u8 {
     if size > SMALL_MAX {
         return alloc_big(size, site);
     }
-    let slot = site_slot(site); // 1. site hash (per-thread one-entry cache)
-    let threshold = decide_small(slot, size); // 2. learner (per-thread copy)
+    // 1. site hash (per-thread one-entry cache)
+    let slot = if STEPS & SITE_HASH != 0 {
+        site_slot(site)
+    } else {
+        sites::OTHER
+    };
+    // 2. learner (per-thread copy)
+    let threshold = if STEPS & LEARNER != 0 {
+        decide_small(slot, size)
+    } else {
+        usize::MAX
+    };
     if size >= threshold {
         // 3. at or above the threshold (UCB1's arms start at 64 KiB): the map path, which
         // tries the BigCache first.
@@ -37,13 +64,15 @@ pub fn alloc(size: usize, site: Site) -> *mut u8 {
         return block;
     }
     let user = block.wrapping_add(HEADER_SIZE);
-    // SAFETY: the block holds header + size bytes. 5. the header
-    unsafe {
-        AllocHeader::write(
-            user,
-            AllocHeader::new(Method::Pool, site.0, HEADER_SIZE, size, size + HEADER_SIZE),
-        )
-    };
+    if STEPS & HEADER != 0 {
+        // SAFETY: the block holds header + size bytes. 5. the header
+        unsafe {
+            AllocHeader::write(
+                user,
+                AllocHeader::new(Method::Pool, site.0, HEADER_SIZE, size, size + HEADER_SIZE),
+            )
+        };
+    }
     track::malloc_like(user, size, false);
     track::no_access(block, HEADER_SIZE);
     user
@@ -70,20 +99,33 @@ pub fn alloc_aligned(size: usize, align: usize, site: Site) -> *mut u8 {
 /// `p` must be null or a block of the reuse front, not used afterwards.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
+    // SAFETY: forwarded.
+    unsafe { free_steps::<ALL>(p) }
+}
+
+/// `free` with only the model's steps in `STEPS` (without `HEADER`: no header read or
+/// check, the block goes straight back to the pool).
+///
+/// # Safety
+/// As `free`; without `HEADER`, `p` must come from `alloc_steps` without `HEADER`.
+#[inline(always)]
+pub unsafe fn free_steps<const STEPS: u8>(p: *mut u8) {
     if !segment::is_pool(p) || !segment::in_block_area(p) {
         // SAFETY: forwarded.
         return unsafe { free_other(p) };
     }
-    // SAFETY: `p` lies past page 0 of a pool segment, so the 32 bytes before it are ours.
-    let h = unsafe { &mut *AllocHeader::of(p) };
-    if h.magic != MAGIC || h.method != Method::Pool || h.state != State::Live {
-        diag::fatal_pointer(
-            "free",
-            p,
-            "no live hakmem header (not allocated by hakmem, or already freed)",
-        );
+    if STEPS & HEADER != 0 {
+        // SAFETY: `p` lies past page 0 of a pool segment, so the 32 bytes before it are ours.
+        let h = unsafe { &mut *AllocHeader::of(p) };
+        if h.magic != MAGIC || h.method != Method::Pool || h.state != State::Live {
+            diag::fatal_pointer(
+                "free",
+                p,
+                "no live hakmem header (not allocated by hakmem, or already freed)",
+            );
+        }
+        h.state = State::Freed;
     }
-    h.state = State::Freed;
     track::free_like(p);
     // SAFETY: the block starts at the header.
     unsafe { pool::free(p.wrapping_sub(HEADER_SIZE)) };
