@@ -15,7 +15,6 @@ use microbench::table::Table;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 
 /// One step's cost per operation (instructions exact; simulated L1 and LL misses).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -52,6 +51,14 @@ pub struct Attribution {
     /// The residual's biggest sources, `object:function` with instructions per operation.
     pub residual_sources: Vec<(String, f64)>,
 }
+
+/// Callgrind's options for a profile `parse` reads: per instruction, names in full.
+const INSTR_DUMP: [&str; 4] = [
+    "--dump-instr=yes",
+    "--dump-line=no",
+    "--compress-strings=no",
+    "--compress-pos=no",
+];
 
 /// Each attributed path by name, or why it could not be attributed.
 pub type PathAttributions = Vec<(String, Result<Attribution, String>)>;
@@ -176,12 +183,7 @@ pub struct Instr {
 /// where the callee's own instructions are, and skipped). Checks that the self costs add up
 /// to the `totals:` line (else `summary:`).
 pub fn parse(text: &str) -> Result<Vec<Instr>, String> {
-    let events: Vec<&str> = text
-        .lines()
-        .find_map(|l| l.strip_prefix("events:"))
-        .ok_or("callgrind output has no events: line")?
-        .split_whitespace()
-        .collect();
+    let events = crate::sim::events(text)?;
     let positions = text
         .lines()
         .find_map(|l| l.strip_prefix("positions:"))
@@ -500,34 +502,7 @@ pub fn run(
     ops_per_iter: u64,
     tmp: &Path,
 ) -> Result<Attribution, String> {
-    let out = tmp.join(format!("callgrind.instr.{}.out", probe.replace('/', "_")));
-    let status = Command::new("valgrind")
-        .args(["--tool=callgrind", "--cache-sim=yes"])
-        .args(CACHE_ARGS)
-        .args([
-            "--dump-instr=yes",
-            "--dump-line=no",
-            "--compress-strings=no",
-            "--compress-pos=no",
-        ])
-        .args([
-            "--collect-atstart=no",
-            "--toggle-collect=hakprof_measured_region",
-        ])
-        .arg(format!("--callgrind-out-file={}", out.display()))
-        .arg(exe)
-        .args(["run-probe", "--probe", probe, "--iters", &iters.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .map_err(|e| {
-            format!("valgrind not found ({e}): install it with `apt-get install valgrind`")
-        })?;
-    if !status.success() {
-        return Err(format!("valgrind exited with {status}"));
-    }
-    let text = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_file(&out);
+    let text = crate::sim::callgrind_probe(exe, probe, iters, tmp, &INSTR_DUMP)?;
     let instrs = parse(&text)?;
     const REGION: &str = "hakprof_measured_region";
     let exe_object = exe.canonicalize().unwrap_or_else(|_| exe.to_path_buf());
@@ -582,12 +557,7 @@ pub fn run_cabi(pattern: &str, tmp: &Path) -> Result<Attribution, String> {
         let mut cmd = native::command(&alloc, Path::new("valgrind"));
         cmd.args(["--tool=callgrind", "--cache-sim=yes"])
             .args(CACHE_ARGS)
-            .args([
-                "--dump-instr=yes",
-                "--dump-line=no",
-                "--compress-strings=no",
-                "--compress-pos=no",
-            ])
+            .args(INSTR_DUMP)
             .arg(format!("--callgrind-out-file={}", out.display()))
             .arg(&program)
             .args(["count", pattern, &ops.to_string()]);

@@ -24,14 +24,19 @@ impl SimCounts {
     }
 }
 
-/// Reads a callgrind output file's `events:` and `summary:`/`totals:` lines.
-pub fn parse_callgrind(text: &str, ops: u64) -> Result<SimCounts, String> {
-    let events: Vec<&str> = text
+/// The event names of a callgrind output (its `events:` line), in column order.
+pub fn events(text: &str) -> Result<Vec<&str>, String> {
+    Ok(text
         .lines()
         .find_map(|l| l.strip_prefix("events:"))
         .ok_or("callgrind output has no events: line")?
         .split_whitespace()
-        .collect();
+        .collect())
+}
+
+/// Reads a callgrind output file's `events:` and `summary:`/`totals:` lines.
+pub fn parse_callgrind(text: &str, ops: u64) -> Result<SimCounts, String> {
+    let events = events(text)?;
     let totals: Vec<u64> = text
         .lines()
         .find_map(|l| {
@@ -61,15 +66,16 @@ pub fn parse_callgrind(text: &str, ops: u64) -> Result<SimCounts, String> {
     })
 }
 
-/// Runs `hakprof run-probe` for `probe` under callgrind; None (with a reason) when valgrind
-/// is missing or fails.
-pub fn simulate(
+/// Runs `hakprof run-probe` for `probe` under callgrind with cache simulation
+/// (`CACHE_ARGS`), collecting only inside `hakprof_measured_region`, plus `extra` options;
+/// returns the profile's text. An error (with a reason) when valgrind is missing or fails.
+pub fn callgrind_probe(
     exe: &Path,
     probe: &str,
     iters: u64,
-    ops_per_iter: u64,
     tmp: &Path,
-) -> Result<SimCounts, String> {
+    extra: &[&str],
+) -> Result<String, String> {
     let out = tmp.join(format!("callgrind.{}.out", probe.replace('/', "_")));
     let status = Command::new("valgrind")
         .arg("--tool=callgrind")
@@ -77,6 +83,7 @@ pub fn simulate(
         .args(CACHE_ARGS)
         .arg("--collect-atstart=no")
         .arg("--toggle-collect=hakprof_measured_region")
+        .args(extra)
         .arg(format!("--callgrind-out-file={}", out.display()))
         .arg(exe)
         .args(["run-probe", "--probe", probe, "--iters", &iters.to_string()])
@@ -91,6 +98,18 @@ pub fn simulate(
     }
     let text = std::fs::read_to_string(&out).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&out);
+    Ok(text)
+}
+
+/// The probe's simulated counts per operation.
+pub fn simulate(
+    exe: &Path,
+    probe: &str,
+    iters: u64,
+    ops_per_iter: u64,
+    tmp: &Path,
+) -> Result<SimCounts, String> {
+    let text = callgrind_probe(exe, probe, iters, tmp, &[])?;
     parse_callgrind(&text, iters * ops_per_iter)
 }
 
