@@ -13,7 +13,8 @@
 //! (the learners off, the threshold fixed at n KiB: the fixed policies the learner is
 //! measured against). `HAKMEM_FRONT` picks
 //! the front end, `HAKMEM_SEED` the learners' seed, `HAKMEM_BIGCACHE_MB` the BigCache's cap,
-//! `HAKMEM_CHECK=1` the checked mode (every free validated).
+//! `HAKMEM_CHECK=1` the checked mode (every free validated), `HAKMEM_SITES=1` the sites
+//! mode (every C-ABI allocation counted per call site; the `reuse` front).
 //! Nothing here allocates: an unknown value prints one warning line and the default holds.
 
 use core::cell::UnsafeCell;
@@ -104,6 +105,10 @@ pub struct Config {
     /// `HAKMEM_CHECK=1`: validate every free of the configured allocator (block start,
     /// page in use, block not already free) before it is done.
     pub check: bool,
+    /// `HAKMEM_SITES=1`: the sites mode (`hakprof sites`): the `reuse` front (every block
+    /// carries its site in its header) and every C-ABI allocation counted per call site,
+    /// its return address kept for symbolization.
+    pub sites: bool,
 }
 
 /// The BigCache's cap: 4 GiB of mappings unless `HAKMEM_BIGCACHE_MB` says otherwise (up to
@@ -137,6 +142,7 @@ impl Config {
             fixed_threshold: FIXED_THRESHOLD,
             seed: 0x4841_4b4d_454d, // "HAKMEM"
             check: false,
+            sites: false,
         }
     }
 
@@ -172,6 +178,7 @@ impl Config {
             flag("HAKMEM_MINIMAL"),
         );
         c.check = flag("HAKMEM_CHECK");
+        c.sites = flag("HAKMEM_SITES");
         if no_cache || minimal {
             c.bigcache = false;
         }
@@ -184,6 +191,9 @@ impl Config {
                 Some(f) => c.front = f,
                 None => bad("HAKMEM_FRONT", v, Front::NAMES),
             }
+        }
+        if c.sites {
+            c.front = Front::Reuse; // the site of every block is in its header
         }
         if let Some(v) = var("HAKMEM_SEED") {
             match v.parse() {
@@ -327,6 +337,11 @@ mod tests {
             ("HAKMEM_DISABLE_BIGCACHE", "1"),
         ]);
         assert!(!c.bigcache && c.elo && c.ucb1);
+        let (c, _) = parse(&[("HAKMEM_SITES", "1"), ("HAKMEM_FRONT", "pool")]);
+        assert!(
+            c.sites && c.front == Front::Reuse,
+            "the sites mode needs the headers"
+        );
         let (c, w) = parse(&[("HAKMEM_THRESHOLD_KB", "768")]);
         assert!(w.is_empty());
         assert_eq!(c.fixed_threshold, 768 << 10);

@@ -7,6 +7,7 @@
 //! in `aligned_alloc` and `posix_memalign`; `memalign`, `valloc` and `pvalloc` take any
 //! alignment as glibc does; `realloc(p, 0)` frees `p` and returns NULL, as glibc does.
 
+use crate::config;
 use crate::front::{api, cpath};
 use crate::os::PAGE;
 use crate::site::Site;
@@ -53,7 +54,9 @@ pub extern "C" fn hak_calloc(n: usize, m: usize) -> *mut c_void {
 }
 
 pub extern "C" fn hak_calloc_from(n: usize, m: usize, caller: usize) -> *mut c_void {
-    oom(api::calloc_at(n, m, site(caller)))
+    let p = api::calloc_at(n, m, site(caller));
+    cpath::record_alloc(caller, n.saturating_mul(m), p);
+    oom(p)
 }
 
 /// # Safety
@@ -72,11 +75,39 @@ pub unsafe extern "C" fn hak_realloc_from(
 ) -> *mut c_void {
     if size == 0 && !p.is_null() {
         // SAFETY: forwarded.
-        unsafe { api::free(p as *mut u8) };
+        unsafe { hak_free(p) };
         return core::ptr::null_mut();
+    }
+    if config::get().sites {
+        // The sites mode counts the move as a new block of this site and the old one freed.
+        // SAFETY: forwarded.
+        return unsafe { realloc_counted(p as *mut u8, size, caller) } as *mut c_void;
     }
     // SAFETY: forwarded.
     oom(unsafe { api::realloc_at(p as *mut u8, size, site(caller)) })
+}
+
+/// `realloc` in the sites mode: a new block counted for `caller`, the contents copied, the
+/// old block freed (counted for its own site). Null with `errno` when out of memory.
+///
+/// # Safety
+/// `p` must be null or a live block of this allocator.
+unsafe fn realloc_counted(p: *mut u8, size: usize, caller: usize) -> *mut u8 {
+    let q = api::malloc_at(size, site(caller));
+    if q.is_null() {
+        set_errno(libc::ENOMEM);
+        return q;
+    }
+    cpath::record_alloc(caller, size, q);
+    if !p.is_null() {
+        // SAFETY: `p` is live with at least its usable size; `q` holds `size` bytes.
+        unsafe {
+            let old = api::usable_size(p);
+            core::ptr::copy_nonoverlapping(p, q, old.min(size));
+            hak_free(p as *mut c_void);
+        }
+    }
+    q
 }
 
 /// # Safety

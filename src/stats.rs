@@ -314,6 +314,9 @@ impl Snapshot {
         write_elo(w)?;
         write_ucb1(w)?;
         write_sites(w)?;
+        if self.config.sites {
+            write_maps(w)?;
+        }
         write!(w, "}}")
     }
 
@@ -447,9 +450,11 @@ fn write_sites(w: &mut impl Write) -> fmt::Result {
         }
         write!(
             w,
-            ",\"count\":{count},\"bytes\":{},\"live_bytes\":{},\"threshold\":{},\"bigcache_hits\":{},\"hist\":[",
+            ",\"addr\":{},\"count\":{count},\"bytes\":{},\"live_bytes\":{},\"peak_live_bytes\":{},\"threshold\":{},\"bigcache_hits\":{},\"hist\":[",
+            e.addr.load(Relaxed),
             e.bytes.load(Relaxed),
             e.live.load(Relaxed),
+            e.peak.load(Relaxed),
             e.threshold.load(Relaxed),
             e.hits.load(Relaxed)
         )?;
@@ -460,6 +465,40 @@ fn write_sites(w: &mut impl Write) -> fmt::Result {
         first = false;
     }
     write!(w, "]")
+}
+
+/// `,"sites_mode":true,"maps":"…"`: the process's mappings (`/proc/self/maps`, as text),
+/// so that `hakprof sites` can place each site's return address in its module.
+fn write_maps(w: &mut impl Write) -> fmt::Result {
+    w.write_str(",\"sites_mode\":true,\"other_sites\":")?;
+    write!(w, "{}", sites::TABLE[sites::OTHER].count.load(Relaxed))?;
+    w.write_str(",\"maps\":\"")?;
+    // SAFETY: the path is NUL-terminated; each read fills at most the buffer.
+    unsafe {
+        let fd = libc::open(
+            c"/proc/self/maps".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        if fd >= 0 {
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len());
+                if n <= 0 {
+                    break;
+                }
+                for &b in &buf[..n as usize] {
+                    match b {
+                        b'\n' => w.write_str("\\n")?,
+                        b'"' | b'\\' => w.write_char('?')?,
+                        0x20..=0x7e => w.write_char(b as char)?,
+                        _ => w.write_char('?')?,
+                    }
+                }
+            }
+            libc::close(fd);
+        }
+    }
+    w.write_str("\"")
 }
 
 pub fn report_at_exit() {

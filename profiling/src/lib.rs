@@ -5,6 +5,7 @@
 //! - `cabi`: the same counters around the C-path probes, one process per allocator.
 //! - `attrib`: a path's instructions and simulated misses split into steps, exactly (callgrind, line level).
 //! - `subtract`: time per step by subtraction (the path without one step, timed interleaved).
+//! - `sites`: `hakprof sites`: any program's allocations per call site, symbolized after the run.
 //! - `sim`: simulated cache misses from callgrind, for hosts without hardware counters.
 //! - `flame`: stacks from `perf record`, folded and drawn by inferno; differential and step graphs.
 //! - `ablation`, `syscalls`: the feature-isolation study and the syscall census, per child process.
@@ -27,6 +28,7 @@ pub mod machine;
 pub mod report;
 pub mod run;
 pub mod sim;
+pub mod sites;
 pub mod subtract;
 pub mod syscalls;
 

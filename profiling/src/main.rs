@@ -37,6 +37,9 @@ enum Cmd {
     /// Does learning pay? The learner against each fixed threshold and the peers on a
     /// workload where per-site policy matters (composite cost: CPU, page faults, RSS)
     Learning,
+    /// Who allocates what: runs PROGRAM under the preload in the sites mode and writes
+    /// sites.json and sites.md (default folder flamegraphs/sites/), printing the top sites
+    Sites(SitesArgs),
     /// Run everything and write flamegraphs/{index.html,report.md,*.svg}
     Report(ReportArgs),
     /// child process: run one probe
@@ -102,6 +105,19 @@ struct StepsArgs {
 enum StepsFormat {
     Table,
     Json,
+}
+
+#[derive(Args)]
+struct SitesArgs {
+    /// output folder (default: flamegraphs/sites/)
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// sites listed before the "other" row
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+    /// the program and its arguments (after --)
+    #[arg(last = true, required = true, value_name = "PROGRAM")]
+    command: Vec<String>,
 }
 
 #[derive(Args)]
@@ -246,6 +262,17 @@ fn main() -> ExitCode {
             Ok(())
         }
         Cmd::Steps(a) => steps_cmd(a),
+        Cmd::Sites(a) => {
+            let out = a.out.unwrap_or_else(|| profiling::out_dir().join("sites"));
+            profiling::sites::run(&a.command[0], &a.command[1..], &out, a.top).map(|r| {
+                print!("{}", r.table(a.top).markdown());
+                println!(
+                    "hakprof: {} sites; {}",
+                    r.sites.len(),
+                    out.join("sites.json").display()
+                );
+            })
+        }
         Cmd::Learning => {
             let study = learning::run(&profiling::self_exe(), progress);
             print!("{}", study.table().markdown());

@@ -82,7 +82,7 @@ fn counters_json_has_every_field_and_unavailable_ones_are_null() {
 #[test]
 fn every_subcommand_has_help_and_bad_input_is_a_clear_error() {
     for sub in [
-        "counters", "flame", "ablation", "syscalls", "report", "list",
+        "counters", "flame", "ablation", "syscalls", "report", "list", "steps", "learning", "sites",
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_hakprof"))
             .args([sub, "--help"])
@@ -104,4 +104,73 @@ fn every_subcommand_has_help_and_bad_input_is_a_clear_error() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+}
+
+/// `hakprof sites` on a C program of the repository with two known allocating functions:
+/// `sites.json` names both with their exact counts and bytes, and the leak column shows the
+/// one block left live on purpose.
+#[test]
+fn sites_names_both_allocating_functions_with_exact_counts_and_the_leak() {
+    let dir = std::env::temp_dir().join(format!("hakprof-sites-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/two_sites.c");
+    let exe = dir.join("two_sites");
+    let cc = Command::new("cc")
+        .args(["-O0", "-g", "-o"])
+        .arg(&exe)
+        .arg(src)
+        .status()
+        .expect("cc");
+    assert!(cc.success());
+    let out = Command::new(env!("CARGO_BIN_EXE_hakprof"))
+        .args(["sites", "--out"])
+        .arg(&dir)
+        .arg("--")
+        .arg(&exe)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sites.json")).unwrap()).unwrap();
+    assert!(json["program"].as_str().unwrap().ends_with("two_sites"));
+    let sites = json["sites"].as_array().unwrap();
+    let find = |name: &str| {
+        sites
+            .iter()
+            .find(|s| s["symbol"] == name)
+            .unwrap_or_else(|| panic!("no site {name}: {json}"))
+    };
+    let buffers = find("make_buffers");
+    assert_eq!(buffers["count"], 3);
+    assert_eq!(buffers["bytes"], 3 << 20);
+    assert_eq!(buffers["live_at_exit"], 1 << 20, "one buffer is left live");
+    assert_eq!(buffers["peak_live_bytes"], 3 << 20);
+    assert!(buffers["file"].as_str().unwrap().ends_with("two_sites.c"));
+    assert_eq!(buffers["line"], 14);
+    let nodes = find("make_nodes");
+    assert_eq!(nodes["count"], 100);
+    assert_eq!(nodes["bytes"], 4800);
+    assert_eq!(nodes["live_at_exit"], 0);
+    for key in [
+        "symbol",
+        "module",
+        "file",
+        "line",
+        "count",
+        "bytes",
+        "peak_live_bytes",
+        "live_at_exit",
+    ] {
+        assert!(buffers.get(key).is_some(), "{key} missing");
+    }
+    assert!(
+        stdout.contains("make_buffers") && stdout.contains("make_nodes"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,10 +10,14 @@
 //! passes down: only the big-block path uses it, so small blocks never pay for the hash.
 //!
 //! Built with the `valgrind` feature, every call takes the full path, where the blocks are
-//! announced to memcheck.
+//! announced to memcheck. In the sites mode (`HAKMEM_SITES=1`, the `reuse` front, so no
+//! fast heap) every allocation and free of the C ABI is counted per call site here too
+//! (`record_alloc`, `record_free`), on the full path.
 
 use crate::front::api;
-use crate::pool;
+use crate::header::{AllocHeader, State, MAGIC};
+use crate::learn::sites;
+use crate::pool::{self, segment};
 use crate::site::Site;
 use crate::size_class::{bin_of, TABLE_MAX};
 
@@ -39,6 +43,7 @@ pub fn malloc(size: usize, caller: usize) -> *mut u8 {
 #[inline(never)]
 fn malloc_slow(size: usize, caller: usize) -> *mut u8 {
     let p = api::malloc_at(size, site(caller));
+    record_alloc(caller, size, p);
     if p.is_null() {
         // SAFETY: errno is this thread's and always writable.
         unsafe { *libc::__errno_location() = libc::ENOMEM };
@@ -75,5 +80,38 @@ pub unsafe fn free(p: *mut u8) {
 #[inline(never)]
 unsafe fn free_slow(p: *mut u8) {
     // SAFETY: forwarded.
-    unsafe { api::free(p) }
+    unsafe {
+        record_free(p);
+        api::free(p)
+    }
+}
+
+/// The sites mode's count of a C-ABI allocation (nothing otherwise): the site keeps its
+/// return address; a pool block is counted here, a big block by the learner's path.
+#[inline]
+pub fn record_alloc(caller: usize, size: usize, p: *mut u8) {
+    if !crate::config::get().sites || p.is_null() {
+        return;
+    }
+    let slot = sites::slot(site(caller));
+    sites::note_addr(slot, caller);
+    if segment::is_pool(p) {
+        sites::on_small_alloc(slot, size);
+    }
+}
+
+/// The sites mode's count of a free (nothing otherwise): a pool block's site and size come
+/// from its header (the sites mode runs the `reuse` front); big blocks count themselves.
+///
+/// # Safety
+/// `p` must be null or a live block of this allocator.
+pub unsafe fn record_free(p: *mut u8) {
+    if !crate::config::get().sites || !segment::is_pool(p) || !segment::in_block_area(p) {
+        return;
+    }
+    // SAFETY: a pool block of the reuse front has its header in the 32 bytes before it.
+    let h = unsafe { &*AllocHeader::of(p) };
+    if h.magic == MAGIC && h.state == State::Live {
+        sites::on_free(sites::slot(Site(h.site)), h.size as usize);
+    }
 }

@@ -22,6 +22,11 @@ pub struct SiteEntry {
     pub threshold: AtomicUsize,
     /// BigCache hits for this site.
     pub hits: AtomicU64,
+    /// The first return address seen for this site (C ABI, sites mode; 0: none): what
+    /// `hakprof sites` symbolizes.
+    pub addr: AtomicUsize,
+    /// The most bytes this site had live at once.
+    pub peak: AtomicI64,
     /// Times a block of this site grew by `realloc`: a site whose blocks grow is handed a
     /// larger cached block whole (see `big::take_cached`).
     pub grows: AtomicU64,
@@ -39,6 +44,8 @@ impl SiteEntry {
         threshold: AtomicUsize::new(0),
         hits: AtomicU64::new(0),
         grows: AtomicU64::new(0),
+        addr: AtomicUsize::new(0),
+        peak: AtomicI64::new(0),
     };
 
     /// The site id this entry holds (None: free; `Site::UNKNOWN` for unknown callers).
@@ -86,12 +93,25 @@ pub fn bucket(size: usize) -> usize {
 }
 
 pub fn on_alloc(i: usize, size: usize, threshold: usize) {
+    on_small_alloc(i, size);
+    TABLE[i].threshold.store(threshold, Relaxed);
+}
+
+/// An allocation of site `i` that no learner decided (a pool block in the sites mode).
+pub fn on_small_alloc(i: usize, size: usize) {
     let e = &TABLE[i];
     e.count.fetch_add(1, Relaxed);
     e.bytes.fetch_add(size as u64, Relaxed);
-    e.live.fetch_add(size as i64, Relaxed);
+    let live = e.live.fetch_add(size as i64, Relaxed) + size as i64;
+    e.peak.fetch_max(live, Relaxed);
     e.hist[bucket(size)].fetch_add(1, Relaxed);
-    e.threshold.store(threshold, Relaxed);
+}
+
+/// Keeps `addr` as site `i`'s return address if it has none yet.
+pub fn note_addr(i: usize, addr: usize) {
+    if TABLE[i].addr.load(Relaxed) == 0 {
+        let _ = TABLE[i].addr.compare_exchange(0, addr, Relaxed, Relaxed);
+    }
 }
 
 pub fn on_free(i: usize, size: usize) {

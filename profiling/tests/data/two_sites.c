@@ -1,0 +1,37 @@
+/* Two known allocating functions for `hakprof sites`' test: make_buffers makes 3 big
+ * buffers (1 MiB each) and leaves one live at exit on purpose; make_nodes makes 100 small
+ * nodes (48 bytes each) and frees them all. Built with -O0 -g so each function keeps its
+ * one call to malloc and its line. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *leaked;
+
+__attribute__((noinline)) static void make_buffers(void) {
+    void *b[3];
+    for (int i = 0; i < 3; i++) {
+        b[i] = malloc(1 << 20);
+        memset(b[i], i, 1 << 20);
+    }
+    free(b[0]);
+    free(b[1]);
+    leaked = b[2];
+}
+
+__attribute__((noinline)) static void make_nodes(void) {
+    void *n[100];
+    for (int i = 0; i < 100; i++) {
+        n[i] = malloc(48);
+        memset(n[i], i, 48);
+    }
+    for (int i = 0; i < 100; i++)
+        free(n[i]);
+}
+
+int main(void) {
+    make_buffers();
+    make_nodes();
+    printf("done %p\n", leaked != NULL ? (void *)1 : NULL);
+    return 0;
+}
