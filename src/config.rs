@@ -109,6 +109,9 @@ pub struct Config {
     /// carries its site in its header) and every C-ABI allocation counted per call site,
     /// its return address kept for symbolization.
     pub sites: bool,
+    /// `check || sites`: whether a C-ABI free off the fast path has anything to do before
+    /// the front frees (one test on that path for both).
+    pub free_hooks: bool,
 }
 
 /// The BigCache's cap: 4 GiB of mappings unless `HAKMEM_BIGCACHE_MB` says otherwise (up to
@@ -143,6 +146,7 @@ impl Config {
             seed: 0x4841_4b4d_454d, // "HAKMEM"
             check: false,
             sites: false,
+            free_hooks: false,
         }
     }
 
@@ -195,6 +199,7 @@ impl Config {
         if c.sites {
             c.front = Front::Reuse; // the site of every block is in its header
         }
+        c.free_hooks = c.check || c.sites;
         if let Some(v) = var("HAKMEM_SEED") {
             match v.parse() {
                 Ok(s) => c.seed = s,

@@ -55,7 +55,9 @@ pub extern "C" fn hak_calloc(n: usize, m: usize) -> *mut c_void {
 
 pub extern "C" fn hak_calloc_from(n: usize, m: usize, caller: usize) -> *mut c_void {
     let p = api::calloc_at(n, m, site(caller));
-    cpath::record_alloc(caller, n.saturating_mul(m), p);
+    if config::get().sites {
+        cpath::record_alloc(caller, n.saturating_mul(m), p);
+    }
     oom(p)
 }
 

@@ -451,10 +451,10 @@ fn write_sites(w: &mut impl Write) -> fmt::Result {
         write!(
             w,
             ",\"addr\":{},\"count\":{count},\"bytes\":{},\"live_bytes\":{},\"peak_live_bytes\":{},\"threshold\":{},\"bigcache_hits\":{},\"hist\":[",
-            e.addr.load(Relaxed),
+            sites::ADDR[i].load(Relaxed),
             e.bytes.load(Relaxed),
             e.live.load(Relaxed),
-            e.peak.load(Relaxed),
+            sites::PEAK[i].load(Relaxed),
             e.threshold.load(Relaxed),
             e.hits.load(Relaxed)
         )?;

@@ -14,7 +14,8 @@
 //! fast heap) every allocation and free of the C ABI is counted per call site here too
 //! (`record_alloc`, `record_free`), on the full path.
 
-use crate::front::api;
+use crate::config;
+use crate::front;
 use crate::header::{AllocHeader, State, MAGIC};
 use crate::learn::sites;
 use crate::pool::{self, segment};
@@ -42,8 +43,12 @@ pub fn malloc(size: usize, caller: usize) -> *mut u8 {
 #[cold]
 #[inline(never)]
 fn malloc_slow(size: usize, caller: usize) -> *mut u8 {
-    let p = api::malloc_at(size, site(caller));
-    record_alloc(caller, size, p);
+    // One read of the configuration for the front and the sites mode.
+    let c = config::get();
+    let p = front::alloc(c.front, size, front::MIN_ALIGN, site(caller), false);
+    if c.sites {
+        record_alloc(caller, size, p);
+    }
     if p.is_null() {
         // SAFETY: errno is this thread's and always writable.
         unsafe { *libc::__errno_location() = libc::ENOMEM };
@@ -79,18 +84,42 @@ pub unsafe fn free(p: *mut u8) {
 #[cold]
 #[inline(never)]
 unsafe fn free_slow(p: *mut u8) {
+    // One read of the configuration, one test for the sites mode and the checked mode.
+    let c = config::get();
     // SAFETY: forwarded.
     unsafe {
-        record_free(p);
-        api::free(p)
+        if c.free_hooks {
+            return free_hooked(c, p);
+        }
+        front::free(c.front, p)
     }
 }
 
-/// The sites mode's count of a C-ABI allocation (nothing otherwise): the site keeps its
-/// return address; a pool block is counted here, a big block by the learner's path.
-#[inline]
+/// `free` in the sites mode or the checked mode.
+///
+/// # Safety
+/// As `free`.
+#[cold]
+unsafe fn free_hooked(c: &config::Config, p: *mut u8) {
+    // SAFETY: forwarded.
+    unsafe {
+        if c.sites {
+            record_free(p);
+        }
+        if c.check {
+            return front::free_checked(c.front, p);
+        }
+        front::free(c.front, p)
+    }
+}
+
+/// The sites mode's count of a C-ABI allocation (callers check the mode): the site keeps
+/// its return address; a pool block is counted here, a big block by the learner's path.
+/// Out of line: `malloc_slow` stays as lean as without the mode.
+#[cold]
+#[inline(never)]
 pub fn record_alloc(caller: usize, size: usize, p: *mut u8) {
-    if !crate::config::get().sites || p.is_null() {
+    if p.is_null() {
         return;
     }
     let slot = sites::slot(site(caller));
@@ -100,13 +129,14 @@ pub fn record_alloc(caller: usize, size: usize, p: *mut u8) {
     }
 }
 
-/// The sites mode's count of a free (nothing otherwise): a pool block's site and size come
-/// from its header (the sites mode runs the `reuse` front); big blocks count themselves.
+/// The sites mode's count of a free (callers check the mode): a pool block's site and size
+/// come from its header (the sites mode runs the `reuse` front); big blocks count
+/// themselves.
 ///
 /// # Safety
 /// `p` must be null or a live block of this allocator.
 pub unsafe fn record_free(p: *mut u8) {
-    if !crate::config::get().sites || !segment::is_pool(p) || !segment::in_block_area(p) {
+    if !segment::is_pool(p) || !segment::in_block_area(p) {
         return;
     }
     // SAFETY: a pool block of the reuse front has its header in the 32 bytes before it.

@@ -22,11 +22,6 @@ pub struct SiteEntry {
     pub threshold: AtomicUsize,
     /// BigCache hits for this site.
     pub hits: AtomicU64,
-    /// The first return address seen for this site (C ABI, sites mode; 0: none): what
-    /// `hakprof sites` symbolizes.
-    pub addr: AtomicUsize,
-    /// The most bytes this site had live at once.
-    pub peak: AtomicI64,
     /// Times a block of this site grew by `realloc`: a site whose blocks grow is handed a
     /// larger cached block whole (see `big::take_cached`).
     pub grows: AtomicU64,
@@ -44,8 +39,6 @@ impl SiteEntry {
         threshold: AtomicUsize::new(0),
         hits: AtomicU64::new(0),
         grows: AtomicU64::new(0),
-        addr: AtomicUsize::new(0),
-        peak: AtomicI64::new(0),
     };
 
     /// The site id this entry holds (None: free; `Site::UNKNOWN` for unknown callers).
@@ -59,6 +52,13 @@ impl SiteEntry {
 }
 
 pub static TABLE: [SiteEntry; SITES + 1] = [const { SiteEntry::EMPTY }; SITES + 1];
+
+/// Per entry, the first return address seen for the site (C ABI, sites mode; 0: none):
+/// what `hakprof sites` symbolizes. Beside the table, not in it: a larger entry made the
+/// site lookup's indexing dearer (`site_hash` +8 % instructions in the gate).
+pub static ADDR: [AtomicUsize; SITES + 1] = [const { AtomicUsize::new(0) }; SITES + 1];
+/// Per entry, the most bytes the site had live at once.
+pub static PEAK: [AtomicI64; SITES + 1] = [const { AtomicI64::new(0) }; SITES + 1];
 
 /// The table index for `site`, claiming a free entry on first sight.
 pub fn slot(site: Site) -> usize {
@@ -103,14 +103,14 @@ pub fn on_small_alloc(i: usize, size: usize) {
     e.count.fetch_add(1, Relaxed);
     e.bytes.fetch_add(size as u64, Relaxed);
     let live = e.live.fetch_add(size as i64, Relaxed) + size as i64;
-    e.peak.fetch_max(live, Relaxed);
+    PEAK[i].fetch_max(live, Relaxed);
     e.hist[bucket(size)].fetch_add(1, Relaxed);
 }
 
 /// Keeps `addr` as site `i`'s return address if it has none yet.
 pub fn note_addr(i: usize, addr: usize) {
-    if TABLE[i].addr.load(Relaxed) == 0 {
-        let _ = TABLE[i].addr.compare_exchange(0, addr, Relaxed, Relaxed);
+    if ADDR[i].load(Relaxed) == 0 {
+        let _ = ADDR[i].compare_exchange(0, addr, Relaxed, Relaxed);
     }
 }
 
