@@ -55,7 +55,9 @@ unsafe fn slot<'a>(slots: *mut AtomicUsize, i: usize) -> &'a AtomicUsize {
 /// Whether `key` is in `slots` (capacity `cap`). At most `cap` probes: a lookup racing a
 /// change may see a torn table, and the version check then sends it round again.
 fn probe(slots: *mut AtomicUsize, cap: usize, key: usize) -> bool {
-    if cap == 0 {
+    // 0 marks an empty slot: null is never a block (without this test, `contains(null)`
+    // found the first empty slot).
+    if cap == 0 || key == 0 {
         return false;
     }
     let mut i = home(key, cap);
@@ -304,6 +306,13 @@ mod tests {
         for &k in &stay {
             assert!(remove(k as *mut u8));
         }
+    }
+
+    #[test]
+    fn null_is_never_a_big_block() {
+        assert!(insert(0x7100_0000_0020 as *mut u8), "a table exists");
+        assert!(!contains(core::ptr::null()));
+        assert!(remove(0x7100_0000_0020 as *mut u8));
     }
 
     #[test]
