@@ -9,7 +9,7 @@
 use crate::big::{self, cache};
 use crate::config::{self, Config};
 use crate::diag::{self, MapBuf, StackBuf};
-use crate::learn::{self, lifecycle::Phase, sites, ucb1};
+use crate::learn::{self, lifecycle::Phase, sites, stacks, ucb1};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicI32, Ordering::Relaxed};
 
@@ -208,6 +208,36 @@ fn write_site_id(w: &mut impl Write, i: usize) -> fmt::Result {
     }
 }
 
+/// Where site `i`'s return address lies: `0xADDR symbol+0xOFF (module)` as far as the
+/// loader knows (`other` for the shared overflow entry).
+fn write_site_place(w: &mut impl Write, i: usize) -> fmt::Result {
+    let addr = sites::ADDR[i].load(Relaxed);
+    if i == sites::OTHER || addr == 0 {
+        return write_site_id(w, i);
+    }
+    write!(w, "{addr:#x}")?;
+    // SAFETY: all zeroes is a valid `Dl_info` (null pointers).
+    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+    // SAFETY: `dladdr` only reads the loader's tables and fills `info`, whose strings
+    // point into loaded modules (alive while the process is).
+    if unsafe { libc::dladdr(addr as *const libc::c_void, &mut info) } == 0 {
+        return Ok(());
+    }
+    if !info.dli_sname.is_null() {
+        // SAFETY: a NUL-terminated name in a loaded module's string table.
+        let name = unsafe { core::ffi::CStr::from_ptr(info.dli_sname) };
+        let off = addr.wrapping_sub(info.dli_saddr as usize);
+        write!(w, " {}+{off:#x}", name.to_str().unwrap_or("?"))?;
+    }
+    if !info.dli_fname.is_null() {
+        // SAFETY: as above, the module's path.
+        let path = unsafe { core::ffi::CStr::from_ptr(info.dli_fname) };
+        let path = path.to_str().unwrap_or("?");
+        write!(w, " ({})", path.rsplit('/').next().unwrap_or(path))?;
+    }
+    Ok(())
+}
+
 /// Every counter, summed over threads.
 #[derive(Clone, Copy, Debug)]
 pub struct Snapshot {
@@ -313,7 +343,7 @@ impl Snapshot {
         )?;
         write_elo(w)?;
         write_ucb1(w)?;
-        write_sites(w)?;
+        write_sites(w, self.config.sites)?;
         if self.config.sites {
             write_maps(w)?;
         }
@@ -373,7 +403,10 @@ impl Snapshot {
             s.mmap, s.munmap, s.madvise, s.mremap
         )?;
         let (top, n) = top_sites::<5>();
-        if n > 0 {
+        if n == 0 {
+            return Ok(());
+        }
+        if !c.sites {
             w.write_str("  top sites (big blocks, by bytes):")?;
             for &(i, bytes) in &top[..n] {
                 w.write_str(" ")?;
@@ -385,6 +418,22 @@ impl Snapshot {
                     bytes as f64 / (1 << 20) as f64
                 )?;
             }
+            return w.write_str("\n");
+        }
+        // The sites mode: every C-ABI block; each site by its return address, placed by
+        // the loader's own table (`dladdr`: the module and the nearest exported symbol;
+        // `hakprof sites` resolves static functions and source lines after the run).
+        w.write_str("  top sites (all blocks, by bytes; hakprof sites symbolizes them):\n")?;
+        for &(i, bytes) in &top[..n] {
+            let e = &sites::TABLE[i];
+            write!(
+                w,
+                "    {:>10} allocs {:>10.1} MiB, {:>10.1} MiB live at exit  ",
+                e.count.load(Relaxed),
+                bytes as f64 / (1 << 20) as f64,
+                e.live.load(Relaxed) as f64 / (1 << 20) as f64
+            )?;
+            write_site_place(w, i)?;
             w.write_str("\n")?;
         }
         Ok(())
@@ -434,7 +483,9 @@ fn write_ucb1(w: &mut impl Write) -> fmt::Result {
     write!(w, "]}},")
 }
 
-fn write_sites(w: &mut impl Write) -> fmt::Result {
+/// The site table; in the sites mode also each site's stack, size buckets, temporary
+/// allocations and bytes live at the heap's peak.
+fn write_sites(w: &mut impl Write, sites_mode: bool) -> fmt::Result {
     write!(w, "\"sites\":[")?;
     let mut first = true;
     for (i, e) in sites::TABLE.iter().enumerate() {
@@ -458,13 +509,31 @@ fn write_sites(w: &mut impl Write) -> fmt::Result {
             e.threshold.load(Relaxed),
             e.hits.load(Relaxed)
         )?;
-        for (k, h) in e.hist.iter().enumerate() {
-            write!(w, "{}{}", if k > 0 { "," } else { "" }, h.load(Relaxed))?;
+        write_list(w, e.hist.iter().map(|h| h.load(Relaxed)))?;
+        if sites_mode {
+            write!(
+                w,
+                ",\"temporary\":{},\"live_at_peak\":{},\"sizes\":[",
+                sites::TEMPORARY[i].load(Relaxed),
+                sites::LIVE_AT_PEAK[i].load(Relaxed)
+            )?;
+            write_list(w, sites::SIZES[i].iter().map(|h| h.load(Relaxed)))?;
+            w.write_str(",\"stack\":[")?;
+            let stack = sites::STACKS[i].iter().map(|f| f.load(Relaxed));
+            write_list(w, stack.take_while(|&f| f != 0))?;
         }
-        write!(w, "]}}")?;
+        w.write_str("}")?;
         first = false;
     }
     write!(w, "]")
+}
+
+/// `a,b,c]`: the rest of a JSON list of numbers.
+fn write_list(w: &mut impl Write, items: impl Iterator<Item = impl fmt::Display>) -> fmt::Result {
+    for (k, x) in items.enumerate() {
+        write!(w, "{}{x}", if k > 0 { "," } else { "" })?;
+    }
+    w.write_str("]")
 }
 
 /// `,"sites_mode":true,"maps":"…"`: the process's mappings (`/proc/self/maps`, as text),
@@ -472,6 +541,32 @@ fn write_sites(w: &mut impl Write) -> fmt::Result {
 fn write_maps(w: &mut impl Write) -> fmt::Result {
     w.write_str(",\"sites_mode\":true,\"other_sites\":")?;
     write!(w, "{}", sites::TABLE[sites::OTHER].count.load(Relaxed))?;
+    write!(w, ",\"heap_peak_bytes\":{}", sites::heap_peak())?;
+    write!(
+        w,
+        ",\"stack_samples\":{{\"interval\":{},\"dropped\":{},\"stacks\":[",
+        stacks::INTERVAL,
+        stacks::DROPPED.load(Relaxed)
+    )?;
+    let mut first = true;
+    let mut result = Ok(());
+    stacks::for_each(|e| {
+        let sep = if first { "" } else { "," };
+        first = false;
+        result = result.and_then(|()| {
+            write!(
+                w,
+                "{sep}{{\"weight\":{},\"samples\":{},\"frames\":[",
+                e.weight.load(Relaxed),
+                e.samples.load(Relaxed)
+            )?;
+            let frames = e.frames.iter().map(|f| f.load(Relaxed));
+            write_list(w, frames.take_while(|&f| f != 0))?;
+            w.write_str("}")
+        });
+    });
+    result?;
+    w.write_str("]}")?;
     w.write_str(",\"maps\":\"")?;
     // SAFETY: the path is NUL-terminated; each read fills at most the buffer.
     unsafe {

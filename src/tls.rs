@@ -4,7 +4,9 @@
 //!   slot answers both "is there a heap" and "may the pool serve without questions");
 //! - `exited`: whether the thread's exit destructor has already run (slow path only);
 //! - `cache`: four words of per-thread cache for the reuse front (its learner decision and
-//!   last call site), so the learner's per-thread state needs no heap.
+//!   last call site), so the learner's per-thread state needs no heap;
+//! - `last_alloc`: the sites mode's last block this thread allocated (a free of it before
+//!   any other allocation is a *temporary* allocation, as heaptrack counts them).
 //!
 //! In a `cdylib`, `std`'s `thread_local!` goes through the general-dynamic TLS model: a
 //! call to `__tls_get_addr` on every access, which may even allocate on a thread's first
@@ -39,6 +41,12 @@ mod imp {
         ".type __hakmem_rs_tls_exited, @object",
         ".size __hakmem_rs_tls_exited, 8",
         "__hakmem_rs_tls_exited:",
+        ".zero 8",
+        ".globl __hakmem_rs_tls_last_alloc",
+        ".hidden __hakmem_rs_tls_last_alloc",
+        ".type __hakmem_rs_tls_last_alloc, @object",
+        ".size __hakmem_rs_tls_last_alloc, 8",
+        "__hakmem_rs_tls_last_alloc:",
         ".zero 8",
         ".globl __hakmem_rs_tls_cache",
         ".hidden __hakmem_rs_tls_cache",
@@ -136,6 +144,35 @@ mod imp {
         }
     }
 
+    #[inline]
+    pub fn last_alloc() -> usize {
+        let v: usize;
+        // SAFETY: reads this thread's 8-byte slot, as `heap` reads its slot.
+        unsafe {
+            core::arch::asm!(
+                "mov {v}, qword ptr [rip + __hakmem_rs_tls_last_alloc@GOTTPOFF]",
+                "mov {v}, qword ptr fs:[{v}]",
+                v = out(reg) v,
+                options(nostack, readonly, preserves_flags),
+            );
+        }
+        v
+    }
+
+    #[inline]
+    pub fn set_last_alloc(p: usize) {
+        // SAFETY: writes this thread's own slot (see `heap`).
+        unsafe {
+            core::arch::asm!(
+                "mov {o}, qword ptr [rip + __hakmem_rs_tls_last_alloc@GOTTPOFF]",
+                "mov qword ptr fs:[{o}], {p}",
+                o = out(reg) _,
+                p = in(reg) p,
+                options(nostack, preserves_flags),
+            );
+        }
+    }
+
     #[inline(always)]
     pub fn cache() -> *mut [usize; CACHE_WORDS] {
         let p: *mut [usize; CACHE_WORDS];
@@ -162,6 +199,7 @@ mod imp {
         static HEAP: Cell<*mut ()> = const { Cell::new(core::ptr::null_mut()) };
         static FAST_HEAP: Cell<*mut ()> = const { Cell::new(core::ptr::null_mut()) };
         static EXITED: Cell<bool> = const { Cell::new(false) };
+        static LAST_ALLOC: Cell<usize> = const { Cell::new(0) };
         static CACHE: UnsafeCell<[usize; CACHE_WORDS]> = const { UnsafeCell::new([0; CACHE_WORDS]) };
     }
 
@@ -193,6 +231,14 @@ mod imp {
         EXITED.with(|c| c.set(true))
     }
 
+    pub fn last_alloc() -> usize {
+        LAST_ALLOC.with(|c| c.get())
+    }
+
+    pub fn set_last_alloc(p: usize) {
+        LAST_ALLOC.with(|c| c.set(p))
+    }
+
     #[inline(always)]
     pub fn cache() -> *mut [usize; CACHE_WORDS] {
         CACHE.with(|c| c.get())
@@ -202,5 +248,8 @@ mod imp {
 /// `heap()`: this thread's heap slot (null: none yet, or parked at exit); `fast_heap()`:
 /// the same heap, or null where the C ABI's inline paths must not use it; `exited()`:
 /// whether the thread's exit destructor has run (a heap attached after that is a "late"
-/// heap); `cache()`: this thread's cache words (zero until written).
-pub(crate) use imp::{cache, exited, fast_heap, heap, set_exited, set_fast_heap, set_heap};
+/// heap); `cache()`: this thread's cache words (zero until written); `last_alloc()`: the
+/// sites mode's last block allocated by this thread (0: none).
+pub(crate) use imp::{
+    cache, exited, fast_heap, heap, last_alloc, set_exited, set_fast_heap, set_heap, set_last_alloc,
+};

@@ -35,6 +35,7 @@ const ORDER: &[&str] = &[
     "learn::ucb1",
     "learn::lifecycle",
     "learn::sites",
+    "learn::stacks",
     "learn",
     // 5. big blocks
     "big::registry",

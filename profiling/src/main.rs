@@ -37,8 +37,9 @@ enum Cmd {
     /// Does learning pay? The learner against each fixed threshold and the peers on a
     /// workload where per-site policy matters (composite cost: CPU, page faults, RSS)
     Learning,
-    /// Who allocates what: runs PROGRAM under the preload in the sites mode and writes
-    /// sites.json and sites.md (default folder flamegraphs/sites/), printing the top sites
+    /// Who allocates what: runs PROGRAM (and its children) under the preload in the sites
+    /// mode; writes sites.html, .md, .json and two allocation flamegraphs (sites.svg by
+    /// bytes, sites-peak.svg live at the peak; default folder flamegraphs/sites/)
     Sites(SitesArgs),
     /// Run everything and write flamegraphs/{index.html,report.md,*.svg}
     Report(ReportArgs),
@@ -115,6 +116,10 @@ struct SitesArgs {
     /// sites listed before the "other" row
     #[arg(long, default_value_t = 20)]
     top: usize,
+    /// keep only the processes of this name (comm or executable file name); by default
+    /// every process the command starts is counted and merged
+    #[arg(long, value_name = "NAME")]
+    process: Option<String>,
     /// the program and its arguments (after --)
     #[arg(last = true, required = true, value_name = "PROGRAM")]
     command: Vec<String>,
@@ -264,12 +269,16 @@ fn main() -> ExitCode {
         Cmd::Steps(a) => steps_cmd(a),
         Cmd::Sites(a) => {
             let out = a.out.unwrap_or_else(|| profiling::out_dir().join("sites"));
-            profiling::sites::run(&a.command[0], &a.command[1..], &out, a.top).map(|r| {
+            let only = a.process.as_deref();
+            profiling::sites::run(&a.command[0], &a.command[1..], &out, a.top, only).map(|r| {
+                print!("{}", r.process_table().markdown());
+                println!();
                 print!("{}", r.table(a.top).markdown());
                 println!(
-                    "hakprof: {} sites; {}",
+                    "hakprof: {} sites in {} processes; {} (also sites.md, sites.json, sites.svg, sites-peak.svg)",
                     r.sites.len(),
-                    out.join("sites.json").display()
+                    r.processes.len(),
+                    out.join("sites.html").display()
                 );
             })
         }

@@ -8,42 +8,115 @@
 //! nearest symbol at or below it with the offset (`name+0x1c`: a stripped module's static
 //! functions have no name of their own).
 //!
-//! Not yet: call stacks and flamegraphs per site, the HTML and SVG pages, the sites section
-//! of `make profile`'s report.
+//! Each site also carries the stack of its first allocation (the preload unwinds once per
+//! site, 16 frames at most, with the DWARF unwinder: no frame pointers needed), from which
+//! two allocation flamegraphs are drawn with inferno: one wide by bytes allocated
+//! (`sites.svg`), one by bytes live at the heap's peak (`sites-peak.svg`). Every process the
+//! command starts writes its own stats; the report merges them (sites of one function and
+//! line are one row) and lists the processes.
 
+use crate::flame;
 use microbench::native;
-use microbench::table::Table;
+use microbench::table::{self, Table};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// One call site, symbolized.
+/// One frame: a function (inlined or not) at a return address.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Frame {
+    pub symbol: String,
+    pub module: String,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+}
+
+/// Sizes in one power-of-two bucket (`upto`: the bucket's largest size; none for the
+/// last bucket, above 64 MiB).
+#[derive(Clone, Debug, Serialize)]
+pub struct SizeBucket {
+    pub upto: Option<u64>,
+    pub count: u64,
+}
+
+/// One call site, symbolized: the function that called `malloc` (`symbol`, `file`,
+/// `line`), and what the sites mode counted there, summed over the processes it ran in.
 #[derive(Clone, Debug, Serialize)]
 pub struct SiteRow {
     pub symbol: String,
     pub module: String,
     pub file: Option<String>,
     pub line: Option<u32>,
-    /// The return address as the process ran, and inside its module.
+    /// The return address as the (first) process ran.
     pub addr: u64,
     pub count: u64,
     pub bytes: u64,
+    /// The most bytes the site had live at once (summed over processes).
     pub peak_live_bytes: i64,
+    /// Bytes live at the heap's peak (its last snapshot, within 1/64 of the peak).
+    pub live_at_peak: i64,
+    /// Bytes never freed (leaks, or blocks freed by nobody before exit).
     pub live_at_exit: i64,
+    /// Allocations freed by their thread before it allocated anything else (heaptrack's
+    /// "temporary allocations").
+    pub temporary: u64,
+    /// Non-empty size buckets.
+    pub sizes: Vec<SizeBucket>,
+    /// What hakmem decided for the site's big blocks: the threshold last chosen (0: the
+    /// site made none), the UCB1 arm it adopted (where UCB1 runs), BigCache hits.
+    pub threshold: u64,
+    pub ucb1_arm: Option<u64>,
+    pub bigcache_hits: u64,
+    /// The stack of the site's first allocation, the caller of `malloc` first (inlined
+    /// functions as frames of their own).
+    pub stack: Vec<Frame>,
+}
+
+/// A sampled allocation stack (one every `sample_interval` bytes on average, jittered):
+/// its weight estimates the bytes allocated through it.
+#[derive(Clone, Debug, Serialize)]
+pub struct SampledStack {
+    pub process: String,
+    pub weight: u64,
+    pub samples: u64,
+    /// The caller of `malloc` first (inlined functions as frames of their own).
+    pub stack: Vec<Frame>,
+}
+
+/// One process the command started, from its exit report.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProcessRow {
+    pub name: String,
+    pub pid: u64,
+    pub elapsed_s: f64,
+    pub peak_rss_kib: u64,
+    pub allocations: u64,
+    pub bytes: u64,
+    /// The C-ABI heap's live bytes at its peak snapshot.
+    pub heap_peak_bytes: i64,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct SitesReport {
     pub program: String,
-    pub pid: u64,
+    pub args: Vec<String>,
     pub exit_status: Option<i32>,
+    /// Every process that wrote its stats (children of the command too), in pid order.
+    pub processes: Vec<ProcessRow>,
     /// Sorted by bytes, largest first.
     pub sites: Vec<SiteRow>,
     /// Allocations counted in the table's shared "other" entry (the table holds 256
-    /// sites; a site that finds no free entry within 8 probes shares it).
+    /// sites per process; a site that finds no free entry within 8 probes shares it).
     pub other_count: u64,
+    pub other_bytes: u64,
+    /// The mean bytes between two stack samples.
+    pub sample_interval: u64,
+    /// Every sampled stack, heaviest first: what `sites.svg` draws.
+    pub sampled_stacks: Vec<SampledStack>,
+    /// The weight of samples that found the stack table full (1024 stacks per process).
+    pub dropped_sample_bytes: u64,
 }
 
 /// A mapping of `/proc/<pid>/maps`.
@@ -95,14 +168,18 @@ pub struct Symbolizer {
 }
 
 impl Symbolizer {
-    /// (symbol, file, line) of the call that returned to `addr` (`addr - 1` is inside it).
-    pub fn resolve(
-        &mut self,
-        maps: &[Mapping],
-        addr: u64,
-    ) -> (String, String, Option<String>, Option<u32>) {
+    /// The frames of the call that returned to `addr` (`addr - 1` is inside it), the
+    /// innermost first: the inlined functions, then the function the code belongs to.
+    /// Never empty: without debug info, the nearest symbol at or below with the offset.
+    pub fn resolve(&mut self, maps: &[Mapping], addr: u64) -> Vec<Frame> {
+        let unknown = |module: &str| Frame {
+            symbol: format!("{addr:#x}"),
+            module: module.to_string(),
+            file: None,
+            line: None,
+        };
         let Some((m, in_image)) = place(maps, addr) else {
-            return (format!("{addr:#x}"), "?".into(), None, None);
+            return vec![unknown("?")];
         };
         let fixed = *self
             .fixed
@@ -115,35 +192,46 @@ impl Symbolizer {
             .or_insert_with(|| addr2line::Loader::new(&m.path).ok());
         let module = m.path.clone();
         let Some(l) = loader else {
-            return (format!("{addr:#x}"), module, None, None);
+            return vec![unknown(&module)];
         };
-        // The innermost frame is the function that made the call (inlined or not).
-        if let Ok(mut frames) = l.find_frames(probe) {
-            if let Ok(Some(f)) = frames.next() {
-                let name = f
+        let mut frames = Vec::new();
+        if let Ok(mut it) = l.find_frames(probe) {
+            while let Ok(Some(f)) = it.next() {
+                let Some(name) = f
                     .function
                     .as_ref()
-                    .and_then(|n| n.demangle().ok().map(|c| c.into_owned()));
+                    .and_then(|n| n.demangle().ok().map(|c| c.into_owned()))
+                else {
+                    break;
+                };
                 let (file, line) = f
                     .location
                     .map_or((None, None), |loc| (loc.file.map(str::to_string), loc.line));
-                if let Some(name) = name {
-                    return (name, module, file, line);
-                }
+                frames.push(Frame {
+                    symbol: name,
+                    module: module.clone(),
+                    file,
+                    line,
+                });
             }
+        }
+        if !frames.is_empty() {
+            return frames;
         }
         // No debug info: the nearest symbol at or below, with the offset (as perf and gdb
         // print it), since a stripped module's static functions have no name of their own.
-        let sym = l.find_symbol_info(probe).map(|s| {
-            let name = addr2line::demangle_auto(s.name().into(), None).into_owned();
-            format!("{name}+{:#x}", probe + 1 - s.address())
-        });
-        (
-            sym.unwrap_or_else(|| format!("{addr:#x}")),
-            module,
-            None,
-            None,
-        )
+        match l.find_symbol_info(probe) {
+            Some(s) => {
+                let name = addr2line::demangle_auto(s.name().into(), None).into_owned();
+                vec![Frame {
+                    symbol: format!("{name}+{:#x}", probe + 1 - s.address()),
+                    module,
+                    file: None,
+                    line: None,
+                }]
+            }
+            None => vec![unknown(&module)],
+        }
     }
 }
 
@@ -156,48 +244,284 @@ fn is_fixed_address(path: &str) -> bool {
     object::File::parse(&*data).is_ok_and(|f| f.kind() == object::ObjectKind::Executable)
 }
 
-/// Builds the report from the stats JSON the program wrote.
-pub fn from_stats(
-    program: &str,
+/// The largest size of each of the preload's size buckets (see `hakmem`'s
+/// `learn::sites::SIZE_BUCKETS`: bucket 0 up to 16 bytes, then powers of two).
+fn bucket_upto(k: usize, buckets: usize) -> Option<u64> {
+    (k + 1 < buckets).then(|| 16u64 << k)
+}
+
+/// One process's sites from the stats JSON it wrote, symbolized (not yet merged).
+/// The stack of return addresses `addrs`, symbolized (inline frames expanded).
+fn symbolize_stack(sym: &mut Symbolizer, maps: &[Mapping], addrs: &[Value]) -> Vec<Frame> {
+    let mut stack = Vec::new();
+    for f in addrs {
+        stack.extend(sym.resolve(maps, f.as_u64().unwrap_or(0)));
+    }
+    stack
+}
+
+/// One process's sampled stacks, symbolized.
+fn process_samples(json: &Value, sym: &mut Symbolizer) -> Vec<SampledStack> {
+    let maps = parse_maps(json["maps"].as_str().unwrap_or(""));
+    let name = json["process"]["name"].as_str().unwrap_or("?");
+    let samples = &json["stack_samples"]["stacks"];
+    samples
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| SampledStack {
+            process: name.to_string(),
+            weight: s["weight"].as_u64().unwrap_or(0),
+            samples: s["samples"].as_u64().unwrap_or(0),
+            stack: symbolize_stack(sym, &maps, s["frames"].as_array().map_or(&[], |v| v)),
+        })
+        .collect()
+}
+
+fn process_sites(
     json: &Value,
-    exit_status: Option<i32>,
-) -> Result<SitesReport, String> {
+    sym: &mut Symbolizer,
+) -> Result<(ProcessRow, Vec<SiteRow>, u64, u64), String> {
     if json["sites_mode"] != Value::Bool(true) {
         return Err("the stats were not written in the sites mode (HAKMEM_SITES=1)".into());
     }
     let maps = parse_maps(json["maps"].as_str().unwrap_or(""));
-    let mut sym = Symbolizer::default();
-    let mut sites = Vec::new();
+    let arms: HashMap<u64, u64> = json["ucb1"]["sites"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| Some((u["site"].as_u64()?, u["adopted"].as_u64()?)))
+        .collect();
+    let (mut other_count, mut other_bytes) = (0, 0);
+    let mut rows = Vec::new();
     for s in json["sites"].as_array().into_iter().flatten() {
+        let count = s["count"].as_u64().unwrap_or(0);
+        let bytes = s["bytes"].as_u64().unwrap_or(0);
         if s["site"] == "other" {
+            (other_count, other_bytes) = (count, bytes);
             continue;
         }
         let addr = s["addr"].as_u64().unwrap_or(0);
-        let (symbol, module, file, line) = if addr == 0 {
-            ("(unknown caller)".to_string(), "?".to_string(), None, None)
+        let mut stack = symbolize_stack(sym, &maps, s["stack"].as_array().map_or(&[], |v| v));
+        let here = if addr == 0 {
+            vec![Frame {
+                symbol: "(unknown caller)".into(),
+                module: "?".into(),
+                file: None,
+                line: None,
+            }]
         } else {
             sym.resolve(&maps, addr)
         };
-        sites.push(SiteRow {
-            symbol,
-            module,
-            file,
-            line,
+        if stack.is_empty() {
+            stack = here.clone();
+        }
+        let sizes = s["sizes"].as_array().cloned().unwrap_or_default();
+        let n = sizes.len();
+        let site = here.into_iter().next().expect("resolve is never empty");
+        rows.push(SiteRow {
+            symbol: site.symbol,
+            module: site.module,
+            file: site.file,
+            line: site.line,
             addr,
-            count: s["count"].as_u64().unwrap_or(0),
-            bytes: s["bytes"].as_u64().unwrap_or(0),
+            count,
+            bytes,
             peak_live_bytes: s["peak_live_bytes"].as_i64().unwrap_or(0),
+            live_at_peak: s["live_at_peak"].as_i64().unwrap_or(0),
             live_at_exit: s["live_bytes"].as_i64().unwrap_or(0),
+            temporary: s["temporary"].as_u64().unwrap_or(0),
+            sizes: sizes
+                .iter()
+                .enumerate()
+                .filter_map(|(k, c)| {
+                    let count = c.as_u64().filter(|&c| c > 0)?;
+                    Some(SizeBucket {
+                        upto: bucket_upto(k, n),
+                        count,
+                    })
+                })
+                .collect(),
+            threshold: s["threshold"].as_u64().unwrap_or(0),
+            ucb1_arm: s["site"].as_u64().and_then(|id| arms.get(&id).copied()),
+            bigcache_hits: s["bigcache_hits"].as_u64().unwrap_or(0),
+            stack,
         });
     }
-    sites.sort_by_key(|s| std::cmp::Reverse(s.bytes));
+    let p = &json["process"];
+    let process = ProcessRow {
+        name: p["name"].as_str().unwrap_or("?").to_string(),
+        pid: p["pid"].as_u64().unwrap_or(0),
+        elapsed_s: p["elapsed_s"].as_f64().unwrap_or(0.0),
+        peak_rss_kib: p["peak_rss_kib"].as_u64().unwrap_or(0),
+        allocations: rows.iter().map(|r| r.count).sum::<u64>() + other_count,
+        bytes: rows.iter().map(|r| r.bytes).sum::<u64>() + other_bytes,
+        heap_peak_bytes: json["heap_peak_bytes"].as_i64().unwrap_or(0),
+    };
+    Ok((process, rows, other_count, other_bytes))
+}
+
+/// Adds `b`'s counts into `a` (the same function and line, in another process or from
+/// another return address).
+fn merge_into(a: &mut SiteRow, b: SiteRow) {
+    a.count += b.count;
+    a.bytes += b.bytes;
+    a.peak_live_bytes += b.peak_live_bytes;
+    a.live_at_peak += b.live_at_peak;
+    a.live_at_exit += b.live_at_exit;
+    a.temporary += b.temporary;
+    a.bigcache_hits += b.bigcache_hits;
+    a.threshold = a.threshold.max(b.threshold);
+    a.ucb1_arm = a.ucb1_arm.or(b.ucb1_arm);
+    for s in b.sizes {
+        match a.sizes.iter_mut().find(|x| x.upto == s.upto) {
+            Some(x) => x.count += s.count,
+            None => a.sizes.push(s),
+        }
+    }
+    a.sizes.sort_by_key(|s| s.upto.unwrap_or(u64::MAX));
+}
+
+/// Builds the report from the stats JSON each process wrote (one or more).
+pub fn from_stats(
+    program: &str,
+    args: &[String],
+    stats: &[Value],
+    exit_status: Option<i32>,
+) -> Result<SitesReport, String> {
+    let mut sym = Symbolizer::default();
+    let mut processes = Vec::new();
+    let mut by_place: HashMap<(String, String, Option<String>, Option<u32>), SiteRow> =
+        HashMap::new();
+    let (mut other_count, mut other_bytes) = (0, 0);
+    let mut sampled_stacks = Vec::new();
+    let mut dropped_sample_bytes = 0;
+    for json in stats {
+        let (p, rows, oc, ob) = process_sites(json, &mut sym)?;
+        processes.push(p);
+        sampled_stacks.extend(process_samples(json, &mut sym));
+        dropped_sample_bytes += json["stack_samples"]["dropped"].as_u64().unwrap_or(0);
+        other_count += oc;
+        other_bytes += ob;
+        for r in rows {
+            let key = (r.module.clone(), r.symbol.clone(), r.file.clone(), r.line);
+            match by_place.get_mut(&key) {
+                Some(a) => merge_into(a, r),
+                None => {
+                    by_place.insert(key, r);
+                }
+            }
+        }
+    }
+    if processes.is_empty() {
+        return Err("no process wrote its stats".into());
+    }
+    processes.sort_by_key(|p| p.pid);
+    let mut sites: Vec<SiteRow> = by_place.into_values().collect();
+    sites.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.count.cmp(&a.count)));
+    sampled_stacks.sort_by(|a, b| b.weight.cmp(&a.weight));
+    let sample_interval = stats
+        .iter()
+        .find_map(|j| j["stack_samples"]["interval"].as_u64())
+        .unwrap_or(0);
     Ok(SitesReport {
         program: program.to_string(),
-        pid: json["process"]["pid"].as_u64().unwrap_or(0),
+        args: args.to_vec(),
         exit_status,
+        processes,
         sites,
-        other_count: json["other_sites"].as_u64().unwrap_or(0),
+        other_count,
+        other_bytes,
+        sample_interval,
+        sampled_stacks,
+        dropped_sample_bytes,
     })
+}
+
+/// Bytes as people read them: `512 B`, `48.0 KiB`, `3.0 MiB`, `1.2 GiB`.
+pub fn human_bytes(n: i64) -> String {
+    let a = n.unsigned_abs() as f64;
+    let sign = if n < 0 { "-" } else { "" };
+    match a {
+        a if a < 1024.0 => format!("{n} B"),
+        a if a < 1024.0 * 1024.0 => format!("{sign}{:.1} KiB", a / 1024.0),
+        a if a < 1024.0 * 1024.0 * 1024.0 => format!("{sign}{:.1} MiB", a / 1048576.0),
+        a => format!("{sign}{:.2} GiB", a / 1073741824.0),
+    }
+}
+
+impl SiteRow {
+    /// `dir/file:line` (the file's last two path parts; `sites.json` keeps the whole
+    /// path), `dir/file`, or a dash.
+    pub fn file_line(&self) -> String {
+        let short = |f: &str| {
+            let mut parts = f.rsplitn(3, '/');
+            let (name, dir) = (parts.next().unwrap_or(f), parts.next());
+            dir.map_or(name.to_string(), |d| format!("{d}/{name}"))
+        };
+        match (&self.file, self.line) {
+            (Some(f), Some(l)) => format!("{}:{l}", short(f)),
+            (Some(f), None) => short(f),
+            _ => "–".into(),
+        }
+    }
+
+    /// The two most frequent size buckets: `≤64 B ×100, ≤1.0 KiB ×3`.
+    pub fn common_sizes(&self) -> String {
+        let mut b: Vec<&SizeBucket> = self.sizes.iter().collect();
+        b.sort_by(|x, y| y.count.cmp(&x.count));
+        b.iter()
+            .take(2)
+            .map(|s| match s.upto {
+                Some(u) => format!("≤{} ×{}", human_bytes(u as i64), s.count),
+                None => format!(">64 MiB ×{}", s.count),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// What hakmem learned for the site: its threshold, UCB1 arm and BigCache hits (a
+    /// dash for a site of small blocks only).
+    pub fn policy(&self) -> String {
+        if self.threshold == 0 && self.bigcache_hits == 0 {
+            return "–".into();
+        }
+        let mut s = format!("threshold {}", human_bytes(self.threshold as i64));
+        if let Some(a) = self.ucb1_arm {
+            s += &format!(", UCB1 arm {}", human_bytes(a as i64));
+        }
+        s + &format!(", {} BigCache hits", self.bigcache_hits)
+    }
+}
+
+fn module_name(m: &str) -> String {
+    Path::new(m)
+        .file_name()
+        .map_or(m.to_string(), |f| f.to_string_lossy().into_owned())
+}
+
+/// `root;outermost;…;innermost weight\n`.
+fn folded_line(root: &str, stack: &[Frame], weight: u64) -> String {
+    let frames: Vec<String> = stack.iter().rev().map(frame_label).collect();
+    format!(
+        "{};{} {weight}\n",
+        root.replace([';', ' '], "_"),
+        frames.join(";")
+    )
+}
+
+/// A frame as a flamegraph label: the function (a symbol's `+0x…` offset dropped, so one
+/// function is one frame), or the address and `[module]` when it has no name.
+fn frame_label(f: &Frame) -> String {
+    let s = if f.symbol.starts_with("0x") {
+        format!("{} [{}]", f.symbol, module_name(&f.module))
+    } else {
+        match f.symbol.rsplit_once("+0x") {
+            Some((name, off)) if off.bytes().all(|b| b.is_ascii_hexdigit()) => name.into(),
+            _ => f.symbol.clone(),
+        }
+    };
+    s.replace([';', '\n'], ":")
 }
 
 impl SitesReport {
@@ -210,29 +534,31 @@ impl SitesReport {
             "module",
             "count",
             "bytes",
-            "peak live bytes",
+            "peak live",
+            "live at heap peak",
             "live at exit",
+            "temporary",
+            "common sizes",
+            "hakmem's policy",
         ]);
-        let file_line = |r: &SiteRow| match (&r.file, r.line) {
-            (Some(f), Some(l)) => format!("{f}:{l}"),
-            (Some(f), None) => f.clone(),
-            _ => "–".into(),
-        };
         for r in self.sites.iter().take(n) {
             t.push(vec![
                 r.symbol.clone(),
-                file_line(r),
-                Path::new(&r.module)
-                    .file_name()
-                    .map_or(r.module.clone(), |f| f.to_string_lossy().into_owned()),
+                r.file_line(),
+                module_name(&r.module),
                 r.count.to_string(),
-                r.bytes.to_string(),
-                r.peak_live_bytes.to_string(),
-                r.live_at_exit.to_string(),
+                human_bytes(r.bytes as i64),
+                human_bytes(r.peak_live_bytes),
+                human_bytes(r.live_at_peak),
+                human_bytes(r.live_at_exit),
+                r.temporary.to_string(),
+                r.common_sizes(),
+                r.policy(),
             ]);
         }
         let rest = &self.sites[self.sites.len().min(n)..];
         if !rest.is_empty() || self.other_count > 0 {
+            let sum = |f: fn(&SiteRow) -> i64| rest.iter().map(f).sum::<i64>();
             t.push(vec![
                 format!(
                     "other ({} more sites; {} allocations past the 256-site table)",
@@ -242,48 +568,237 @@ impl SitesReport {
                 String::new(),
                 String::new(),
                 (rest.iter().map(|r| r.count).sum::<u64>() + self.other_count).to_string(),
-                rest.iter().map(|r| r.bytes).sum::<u64>().to_string(),
+                human_bytes(sum(|r| r.bytes as i64) + self.other_bytes as i64),
                 String::new(),
-                rest.iter().map(|r| r.live_at_exit).sum::<i64>().to_string(),
+                human_bytes(sum(|r| r.live_at_peak)),
+                human_bytes(sum(|r| r.live_at_exit)),
+                rest.iter().map(|r| r.temporary).sum::<u64>().to_string(),
+                String::new(),
+                String::new(),
             ]);
         }
         t
     }
+
+    /// The processes the command started.
+    pub fn process_table(&self) -> Table {
+        let mut t = Table::new(&[
+            "process",
+            "pid",
+            "elapsed s",
+            "peak RSS",
+            "allocations",
+            "bytes",
+            "heap at peak",
+        ]);
+        for p in &self.processes {
+            t.push(vec![
+                p.name.clone(),
+                p.pid.to_string(),
+                format!("{:.3}", p.elapsed_s),
+                human_bytes(p.peak_rss_kib as i64 * 1024),
+                p.allocations.to_string(),
+                human_bytes(p.bytes as i64),
+                human_bytes(p.heap_peak_bytes),
+            ]);
+        }
+        t
+    }
+
+    /// Folded stacks for inferno, one line per site: the process (the first one's name;
+    /// `+N` when the command started more), the site's first stack outermost first, and
+    /// `weight`.
+    pub fn folded(&self, weight: fn(&SiteRow) -> i64) -> String {
+        let mut out = String::new();
+        let root = match self.processes.len() {
+            0 | 1 => module_name(&self.program),
+            n => format!("{} (+{} processes)", module_name(&self.program), n - 1),
+        };
+        for r in &self.sites {
+            let w = weight(r);
+            if w > 0 {
+                out += &folded_line(&root, &r.stack, w as u64);
+            }
+        }
+        out
+    }
+
+    /// Folded sampled stacks, each under its process's name, weighted by the bytes each
+    /// stands for.
+    pub fn folded_samples(&self) -> String {
+        let mut out = String::new();
+        for s in &self.sampled_stacks {
+            out += &folded_line(&s.process, &s.stack, s.weight);
+        }
+        out
+    }
+
+    /// The heaviest `n` sampled stacks: estimated bytes and the first frames.
+    pub fn stacks_table(&self, n: usize) -> Table {
+        let mut t = Table::new(&[
+            "stack (caller of malloc ← its callers)",
+            "process",
+            "est. bytes",
+            "samples",
+        ]);
+        for s in self.sampled_stacks.iter().take(n) {
+            let frames: Vec<String> = s.stack.iter().take(6).map(frame_label).collect();
+            let more = if s.stack.len() > 6 { " ← …" } else { "" };
+            t.push(vec![
+                format!("{}{more}", frames.join(" ← ")),
+                s.process.clone(),
+                human_bytes(s.weight as i64),
+                s.samples.to_string(),
+            ]);
+        }
+        t
+    }
+
+    /// The Markdown page: the processes, then the top sites.
+    pub fn markdown(&self, top: usize) -> String {
+        format!(
+            "# Call sites of `{}`\n\n{}\n\n{}\n## Top sites by bytes\n\n{}\n## Heaviest sampled stacks\n\n{}\n\n{}\n{}\n",
+            self.command_line(),
+            SUMMARY,
+            self.process_table().markdown(),
+            self.table(top).markdown(),
+            self.sample_note(),
+            self.stacks_table(top.min(10)).markdown(),
+            FLAMES,
+        )
+    }
+
+    /// How the stacks were sampled, and what fell out of the table.
+    pub fn sample_note(&self) -> String {
+        let dropped = if self.dropped_sample_bytes > 0 {
+            format!(
+                " Samples standing for {} found the table of 1024 stacks full and are not drawn.",
+                human_bytes(self.dropped_sample_bytes as i64)
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "One allocation sampled every {} allocated on average (jittered), its stack unwound and weighted with the bytes since the last sample, so a stack's weight estimates the bytes allocated through it (as jemalloc's heap profiler does).{dropped}",
+            human_bytes(self.sample_interval as i64)
+        )
+    }
+
+    pub fn command_line(&self) -> String {
+        std::iter::once(self.program.as_str())
+            .chain(self.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The HTML page, from `templates/sites.html`.
+    pub fn html(&self, top: usize) -> String {
+        #[derive(Serialize)]
+        struct Page {
+            css: &'static str,
+            command: String,
+            summary: &'static str,
+            processes: String,
+            sites: String,
+            sample_note: String,
+            stacks: String,
+            flames: &'static str,
+        }
+        let page = Page {
+            css: include_str!("../templates/report.css"),
+            command: self.command_line(),
+            summary: SUMMARY,
+            processes: self.process_table().html(),
+            sites: self.table(top).html(),
+            sample_note: self.sample_note(),
+            stacks: self.stacks_table(top.min(10)).html(),
+            flames: FLAMES,
+        };
+        let mut tt = table::template_engine();
+        tt.add_template("sites", include_str!("../templates/sites.html"))
+            .expect("the sites template parses");
+        tt.render("sites", &page)
+            .expect("the sites page always renders")
+    }
 }
 
-/// Runs `program args` under the preload in the sites mode; writes `sites.json` and
-/// `sites.md` into `out`; returns the report.
-pub fn run(program: &str, args: &[String], out: &Path, top: usize) -> Result<SitesReport, String> {
+const SUMMARY: &str = "Every allocation through the C ABI, counted per call site in hakmem's sites mode (HAKMEM_SITES=1), in every process the command started; sites of one function and line are one row. Sorted by bytes. Temporary: freed by its thread before the thread allocated again. Live at heap peak: at the last snapshot of the heap's peak, within 1/64 of it. hakmem's policy: for big blocks, the threshold last chosen, the UCB1 arm adopted (research mode) and the BigCache's hits.";
+
+const FLAMES: &str = "sites.svg: the allocation flamegraph from the sampled stacks, frame widths in bytes allocated (estimated); sites-peak.svg: bytes live at the heap's peak, drawn on each site's stack of its first allocation (one DWARF unwind per site, 16 frames at most), since the peak is counted per site, not per stack.";
+
+/// Writes `sites.json`, `sites.md`, `sites.html`, `sites.svg` and `sites-peak.svg` into
+/// `out`.
+pub fn write(report: &SitesReport, out: &Path, top: usize) -> Result<(), String> {
+    let put = |name: &str, bytes: &[u8]| {
+        std::fs::write(out.join(name), bytes).map_err(|e| format!("{name}: {e}"))
+    };
+    let pretty = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
+    put("sites.json", pretty.as_bytes())?;
+    put("sites.md", report.markdown(top).as_bytes())?;
+    put("sites.html", report.html(top).as_bytes())?;
+    let title = |what: &str| format!("{what}: {}", report.command_line());
+    // The sampled stacks where there are any (a run of under one interval has none).
+    let by_bytes = match report.folded_samples() {
+        s if s.is_empty() => report.folded(|r| r.bytes as i64),
+        s => s,
+    };
+    put(
+        "sites.svg",
+        &flame::svg(&by_bytes, &title("bytes allocated by call stack"), "bytes")?,
+    )?;
+    // A program that frees nothing before its peak snapshot still has one: the first
+    // allocation takes it. Only a program that allocated nothing has no peak graph.
+    let at_peak = report.folded(|r| r.live_at_peak);
+    let peak_svg = flame::svg(&at_peak, &title("bytes live at the heap's peak"), "bytes")
+        .or_else(|_| flame::svg(&by_bytes, &title("no bytes live at the peak"), "bytes"))?;
+    put("sites-peak.svg", &peak_svg)
+}
+
+/// Runs `program args` under the preload in the sites mode (its children too); with
+/// `only`, keeps the processes of that name (comm or executable file name). Writes the
+/// report's files into `out`; returns the report.
+pub fn run(
+    program: &str,
+    args: &[String],
+    out: &Path,
+    top: usize,
+    only: Option<&str>,
+) -> Result<SitesReport, String> {
     let lib = native::hakmem()?.lib.ok_or("hakmem has no library")?;
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let raw: PathBuf = out.join("stats-%p.json");
-    let mut child = Command::new(program)
+    let raw: PathBuf = out.join("raw");
+    // Stats of an earlier run must not join this one.
+    let _ = std::fs::remove_dir_all(&raw);
+    std::fs::create_dir_all(&raw).map_err(|e| format!("{}: {e}", raw.display()))?;
+    let status = Command::new(program)
         .args(args)
         .env("LD_PRELOAD", &lib)
         .env("HAKMEM_SITES", "1")
-        .env("HAKMEM_STATS_JSON", &raw)
-        .spawn()
+        .env("HAKMEM_STATS_JSON", raw.join("stats-%p.json"))
+        .status()
         .map_err(|e| format!("{program}: {e}"))?;
-    let pid = child.id();
-    let status = child.wait().map_err(|e| e.to_string())?;
-    let file = out.join(format!("stats-{pid}.json"));
-    let text = std::fs::read_to_string(&file).map_err(|e| {
-        format!(
-            "{}: {e} (the program wrote no stats: did it run under the preload?)",
-            file.display()
-        )
-    })?;
-    let json: Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-    let report = from_stats(program, &json, status.code())?;
-    let pretty = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-    std::fs::write(out.join("sites.json"), pretty).map_err(|e| e.to_string())?;
-    let md = format!(
-        "# Call sites of `{program}` (pid {})\n\nEvery allocation through the C ABI, counted per call site in hakmem's sites mode; sorted by bytes.\n\n{}",
-        report.pid,
-        report.table(top).markdown()
-    );
-    std::fs::write(out.join("sites.md"), md).map_err(|e| e.to_string())?;
+    let mut stats = Vec::new();
+    let entries = std::fs::read_dir(&raw).map_err(|e| e.to_string())?;
+    for e in entries.flatten() {
+        let text = std::fs::read_to_string(e.path()).map_err(|err| err.to_string())?;
+        let json: Value =
+            serde_json::from_str(&text).map_err(|err| format!("{}: {err}", e.path().display()))?;
+        let p = &json["process"];
+        let wanted = only.is_none_or(|name| {
+            p["name"] == name || p["exe"].as_str().is_some_and(|x| x.ends_with(name))
+        });
+        if wanted {
+            stats.push(json);
+        }
+    }
+    if stats.is_empty() {
+        return Err(format!(
+            "no process of `{program}` wrote its stats into {}{} (did it run under the preload? a process killed by a signal writes none)",
+            raw.display(),
+            only.map_or(String::new(), |n| format!(" (kept only processes named {n})"))
+        ));
+    }
+    let report = from_stats(program, args, &stats, status.code())?;
+    write(&report, out, top)?;
     Ok(report)
 }
 
@@ -314,7 +829,7 @@ mod tests {
 
     #[test]
     fn stats_not_from_the_sites_mode_are_refused() {
-        let e = from_stats("p", &serde_json::json!({ "sites": [] }), Some(0)).unwrap_err();
+        let e = from_stats("p", &[], &[serde_json::json!({ "sites": [] })], Some(0)).unwrap_err();
         assert!(e.contains("HAKMEM_SITES"), "{e}");
     }
 }

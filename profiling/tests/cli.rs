@@ -151,11 +151,68 @@ fn sites_names_both_allocating_functions_with_exact_counts_and_the_leak() {
     assert_eq!(buffers["live_at_exit"], 1 << 20, "one buffer is left live");
     assert_eq!(buffers["peak_live_bytes"], 3 << 20);
     assert!(buffers["file"].as_str().unwrap().ends_with("two_sites.c"));
-    assert_eq!(buffers["line"], 14);
+    assert_eq!(buffers["line"], 16);
     let nodes = find("make_nodes");
     assert_eq!(nodes["count"], 100);
     assert_eq!(nodes["bytes"], 4800);
     assert_eq!(nodes["live_at_exit"], 0);
+    assert_eq!(
+        nodes["temporary"], 1,
+        "the last node is freed before any other allocation"
+    );
+    assert_eq!(buffers["temporary"], 0);
+    assert_eq!(
+        nodes["sizes"],
+        serde_json::json!([{ "upto": 64, "count": 100 }])
+    );
+    assert_eq!(
+        buffers["live_at_peak"],
+        3 << 20,
+        "all three buffers at the peak"
+    );
+    assert!(
+        buffers["threshold"].as_u64().unwrap() > 0,
+        "a big site's threshold"
+    );
+    let scratch = find("make_scratch");
+    assert_eq!(
+        (&scratch["count"], &scratch["temporary"]),
+        (&10.into(), &10.into())
+    );
+    // The stack: make_scratch, called by build_tree, called by main.
+    let stack: Vec<&str> = scratch["stack"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["symbol"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stack[..3],
+        ["make_scratch", "build_tree", "main"],
+        "{stack:?}"
+    );
+    // Sampled stacks: their weights add up to the bytes allocated, to within the jitter of
+    // the intervals; the heaviest is make_buffers' (three 1 MiB buffers, each sampled).
+    let samples = json["sampled_stacks"].as_array().unwrap();
+    let weight: u64 = samples.iter().map(|s| s["weight"].as_u64().unwrap()).sum();
+    let total: u64 = sites.iter().map(|s| s["bytes"].as_u64().unwrap()).sum();
+    let interval = json["sample_interval"].as_u64().unwrap();
+    assert!(
+        weight.abs_diff(total) <= 2 * interval,
+        "{weight} vs {total}"
+    );
+    assert_eq!(samples[0]["stack"][0]["symbol"], "make_buffers");
+    // The pages and both flamegraphs.
+    let svg = std::fs::read_to_string(dir.join("sites.svg")).unwrap();
+    assert!(svg.contains("make_buffers") && svg.contains("main"));
+    let peak = std::fs::read_to_string(dir.join("sites-peak.svg")).unwrap();
+    assert!(peak.contains("make_buffers") && !peak.contains("make_scratch"));
+    let html = std::fs::read_to_string(dir.join("sites.html")).unwrap();
+    assert!(html.contains("make_nodes") && html.contains("sites-peak.svg"));
+    assert!(std::fs::read_to_string(dir.join("sites.md"))
+        .unwrap()
+        .contains("make_scratch"));
+    assert_eq!(json["processes"].as_array().unwrap().len(), 1);
     for key in [
         "symbol",
         "module",
@@ -165,6 +222,10 @@ fn sites_names_both_allocating_functions_with_exact_counts_and_the_leak() {
         "bytes",
         "peak_live_bytes",
         "live_at_exit",
+        "temporary",
+        "live_at_peak",
+        "sizes",
+        "stack",
     ] {
         assert!(buffers.get(key).is_some(), "{key} missing");
     }

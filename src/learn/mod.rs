@@ -15,6 +15,7 @@ pub mod math;
 pub mod p2;
 pub mod rng;
 pub mod sites;
+pub mod stacks;
 pub mod ucb1;
 
 use crate::config;

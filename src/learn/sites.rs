@@ -1,10 +1,18 @@
 //! The call-site table: 256 sites with per-site counts, bytes, live bytes, a size
 //! histogram and the threshold last chosen for them. A site that finds no free entry
 //! within 8 probes shares the "other" entry: never a crash, never an allocation.
+//!
+//! The sites mode (`HAKMEM_SITES=1`) adds, beside the table, what a heap profiler reports:
+//! each site's first return address and its stack (`note_first`), sizes by powers of two,
+//! temporary allocations (freed before the thread's next allocation), and what each site
+//! held live at the heap's peak (`on_heap_change`).
 
 use super::lifecycle::HIST_BUCKETS;
 use crate::site::Site;
-use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 pub const SITES: usize = 256;
 /// Index of the shared overflow entry.
@@ -60,6 +68,86 @@ pub static ADDR: [AtomicUsize; SITES + 1] = [const { AtomicUsize::new(0) }; SITE
 /// Per entry, the most bytes the site had live at once.
 pub static PEAK: [AtomicI64; SITES + 1] = [const { AtomicI64::new(0) }; SITES + 1];
 
+/// Frames kept per site in the sites mode: the stack of the site's first allocation,
+/// from the return address into the caller outwards.
+pub const STACK_DEPTH: usize = 16;
+/// Per entry, the stack (return addresses, innermost first; 0 past its end).
+pub static STACKS: [[AtomicUsize; STACK_DEPTH]; SITES + 1] =
+    [const { [const { AtomicUsize::new(0) }; STACK_DEPTH] }; SITES + 1];
+
+/// Size buckets of the sites mode: bucket 0 holds sizes up to 16 bytes, bucket k sizes in
+/// (2^(k+3), 2^(k+4)], the last one everything above 2^(SIZE_BUCKETS+2) (64 MiB).
+pub const SIZE_BUCKETS: usize = 24;
+pub static SIZES: [[AtomicU64; SIZE_BUCKETS]; SITES + 1] =
+    [const { [const { AtomicU64::new(0) }; SIZE_BUCKETS] }; SITES + 1];
+/// Per entry, temporary allocations: freed by their thread before it allocated again.
+pub static TEMPORARY: [AtomicU64; SITES + 1] = [const { AtomicU64::new(0) }; SITES + 1];
+/// Per entry, the bytes live at the last snapshot of the heap's peak.
+pub static LIVE_AT_PEAK: [AtomicI64; SITES + 1] = [const { AtomicI64::new(0) }; SITES + 1];
+
+/// The heap's live bytes (sites mode: every C-ABI block), the total at the last peak
+/// snapshot, and who is taking one.
+static HEAP_LIVE: AtomicI64 = AtomicI64::new(0);
+static HEAP_PEAK: AtomicI64 = AtomicI64::new(0);
+static SNAPSHOTTING: AtomicBool = AtomicBool::new(false);
+
+/// The size bucket of `size` (see `SIZE_BUCKETS`).
+pub fn size_bucket(size: usize) -> usize {
+    let log2_ceil = usize::BITS - size.max(1).saturating_sub(1).leading_zeros();
+    (log2_ceil as usize).saturating_sub(4).min(SIZE_BUCKETS - 1)
+}
+
+/// The sites mode's record of an allocation of `size` bytes at site `i`: its size bucket.
+pub fn on_sized(i: usize, size: usize) {
+    SIZES[i][size_bucket(size)].fetch_add(1, Relaxed);
+}
+
+/// Keeps `addr` as site `i`'s return address and `stack` (innermost first, `addr`
+/// somewhere in it) as its stack, if the site has none yet. Whether it had none: only the
+/// first caller pays for the unwind that `stack` comes from.
+pub fn note_first(i: usize, addr: usize) -> bool {
+    ADDR[i].load(Relaxed) == 0 && ADDR[i].compare_exchange(0, addr, Relaxed, Relaxed).is_ok()
+}
+
+/// Stores site `i`'s stack: the frames of `frames` from `addr` outwards (just `addr` when
+/// the unwind did not reach it).
+pub fn set_stack(i: usize, addr: usize, frames: &[usize]) {
+    let only = [addr];
+    let kept = match frames.iter().position(|&f| f == addr) {
+        Some(k) => &frames[k..],
+        None => &only[..],
+    };
+    for (slot, &f) in STACKS[i].iter().zip(kept) {
+        slot.store(f, Relaxed);
+    }
+}
+
+/// The heap grew or shrank by `delta` bytes (sites mode). Each time it passes its last
+/// peak snapshot by 1/64, every site's live bytes are copied to `LIVE_AT_PEAK`: so the
+/// copy shows the heap within 1.6 % of its true peak, at a few hundred copies per run.
+pub fn on_heap_change(delta: i64) {
+    let live = HEAP_LIVE.fetch_add(delta, Relaxed) + delta;
+    let peak = HEAP_PEAK.load(Relaxed);
+    if delta <= 0 || live <= peak + peak / 64 {
+        return;
+    }
+    // One snapshot at a time; a thread that finds one running leaves it (the next
+    // allocation past the mark takes the next).
+    if SNAPSHOTTING.swap(true, Acquire) {
+        return;
+    }
+    for (at, e) in LIVE_AT_PEAK.iter().zip(&TABLE) {
+        at.store(e.live.load(Relaxed), Relaxed);
+    }
+    HEAP_PEAK.store(live, Relaxed);
+    SNAPSHOTTING.store(false, Release);
+}
+
+/// The heap's live bytes at its last peak snapshot (sites mode).
+pub fn heap_peak() -> i64 {
+    HEAP_PEAK.load(Relaxed)
+}
+
 /// The table index for `site`, claiming a free entry on first sight.
 pub fn slot(site: Site) -> usize {
     let id = if site == Site::UNKNOWN {
@@ -107,13 +195,6 @@ pub fn on_small_alloc(i: usize, size: usize) {
     e.hist[bucket(size)].fetch_add(1, Relaxed);
 }
 
-/// Keeps `addr` as site `i`'s return address if it has none yet.
-pub fn note_addr(i: usize, addr: usize) {
-    if ADDR[i].load(Relaxed) == 0 {
-        let _ = ADDR[i].compare_exchange(0, addr, Relaxed, Relaxed);
-    }
-}
-
 pub fn on_free(i: usize, size: usize) {
     TABLE[i].live.fetch_sub(size as i64, Relaxed);
 }
@@ -142,6 +223,40 @@ pub fn used() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_fall_in_power_of_two_buckets() {
+        assert_eq!(size_bucket(0), 0);
+        assert_eq!(size_bucket(16), 0);
+        assert_eq!(size_bucket(17), 1);
+        assert_eq!(size_bucket(32), 1);
+        assert_eq!(size_bucket(33), 2);
+        assert_eq!(size_bucket(4096), 8);
+        assert_eq!(size_bucket(64 << 20), SIZE_BUCKETS - 2);
+        assert_eq!(size_bucket((64 << 20) + 1), SIZE_BUCKETS - 1);
+        assert_eq!(size_bucket(usize::MAX), SIZE_BUCKETS - 1);
+    }
+
+    #[test]
+    fn a_stack_starts_at_the_return_address_and_is_bounded() {
+        let i = slot(Site(0xABCD_0101));
+        let frames: Vec<usize> = (1..=40).collect();
+        set_stack(i, 5, &frames);
+        assert_eq!(STACKS[i][0].load(Relaxed), 5);
+        assert_eq!(
+            STACKS[i][STACK_DEPTH - 1].load(Relaxed),
+            5 + STACK_DEPTH - 1
+        );
+        let j = slot(Site(0xABCD_0102));
+        set_stack(j, 99, &frames);
+        assert_eq!(
+            STACKS[j][0].load(Relaxed),
+            99,
+            "not found: the address alone"
+        );
+        assert_eq!(STACKS[j][1].load(Relaxed), 0);
+        assert!(note_first(j, 99) && !note_first(j, 100));
+    }
 
     #[test]
     fn same_site_same_slot_and_overflow_goes_to_other() {

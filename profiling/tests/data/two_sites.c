@@ -1,7 +1,9 @@
-/* Two known allocating functions for `hakprof sites`' test: make_buffers makes 3 big
- * buffers (1 MiB each) and leaves one live at exit on purpose; make_nodes makes 100 small
- * nodes (48 bytes each) and frees them all. Built with -O0 -g so each function keeps its
- * one call to malloc and its line. */
+/* Known allocating functions for `hakprof sites`' test: make_buffers makes 3 big buffers
+ * (1 MiB each) and leaves one live at exit on purpose; make_nodes makes 100 small nodes
+ * (48 bytes each) and frees them all, the last one right after it was made (so 1
+ * temporary allocation); make_scratch makes 10 temporaries of 200 bytes, each freed before
+ * the next allocation, called through build_tree so its stack has a caller between it and
+ * main. Built with -O0 -g so each function keeps its one call to malloc and its line. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +31,23 @@ __attribute__((noinline)) static void make_nodes(void) {
         free(n[i]);
 }
 
+__attribute__((noinline)) static void make_scratch(void) {
+    for (int i = 0; i < 10; i++) {
+        char *s = malloc(200);
+        memset(s, i, 200);
+        free(s);
+    }
+}
+
+__attribute__((noinline)) static void build_tree(void) {
+    make_scratch();
+}
+
 int main(void) {
     make_buffers();
     make_nodes();
+    build_tree();
+    free(NULL); /* defined to do nothing: the sites mode once crashed on it */
     printf("done %p\n", leaked != NULL ? (void *)1 : NULL);
     return 0;
 }
