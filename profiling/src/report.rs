@@ -44,7 +44,12 @@ pub struct Report {
     pub pictures: Vec<Picture>,
     pub ablation: Vec<Cell>,
     pub syscalls: Result<Vec<Census>, String>,
+    /// `hakprof sites` on C program scenarios: (program, its report or why not).
+    pub sites: Vec<(String, Result<crate::sites::SitesReport, String>)>,
 }
+
+/// Sites listed per program in the report's call-site section.
+const SITES_TOP: usize = 5;
 
 impl Report {
     pub fn hardware_line(&self) -> String {
@@ -155,6 +160,21 @@ impl Report {
                 })).collect::<Vec<_>>(),
                 Err(_) => vec![],
             },
+            "sites": self.sites.iter().map(|(program, r)| match r {
+                Ok(r) => json!({
+                    "program": program,
+                    "processes": r.processes,
+                    "top": r.sites.iter().take(SITES_TOP).map(|s| json!({
+                        "symbol": s.symbol, "module": s.module, "count": s.count,
+                        "bytes": s.bytes, "peak_live_bytes": s.peak_live_bytes,
+                        "live_at_peak": s.live_at_peak, "live_at_exit": s.live_at_exit,
+                        "temporary": s.temporary,
+                    })).collect::<Vec<_>>(),
+                    "sites": r.sites.len(),
+                    "sampled_stacks": r.sampled_stacks.len(),
+                }),
+                Err(e) => json!({ "program": program, "error": e }),
+            }).collect::<Vec<_>>(),
         })
     }
 
@@ -216,6 +236,22 @@ impl Report {
             ),
             Err(e) => writeln!(s, "## Syscalls per scenario\n\nnot measured: {e}\n"),
         };
+        if !self.sites.is_empty() {
+            let _ = writeln!(
+                s,
+                "## Call sites of the program scenarios\n\n{SITES_NOTE}\n"
+            );
+        }
+        for (program, r) in &self.sites {
+            let _ = match r {
+                Ok(r) => writeln!(
+                    s,
+                    "### {program}\n\n{}\n[the call-site page](sites/{program}/sites.html) · ![bytes by call stack](sites/{program}/sites.svg)\n",
+                    r.table(SITES_TOP).markdown()
+                ),
+                Err(e) => writeln!(s, "### {program}\n\nnot run: {e}\n"),
+            };
+        }
         s
     }
 
@@ -259,6 +295,16 @@ impl Report {
                 .ok()
                 .map(|c| syscalls::table(c).html()),
             syscalls_error: self.syscalls.as_ref().err().map(String::as_str),
+            sites_note: SITES_NOTE,
+            sites: self
+                .sites
+                .iter()
+                .map(|(program, r)| SitesView {
+                    program,
+                    table: r.as_ref().ok().map(|r| r.table(SITES_TOP).html()),
+                    error: r.as_ref().err().map(String::as_str),
+                })
+                .collect(),
         };
         let mut tt = template_engine();
         tt.add_template("report", TEMPLATE)
@@ -276,6 +322,16 @@ const LEARNING_NOTE: &str = "Three call sites in one process, two phases of 60 r
 /// How the step table is made, said once for the Markdown and the HTML.
 const STEPS_NOTE: &str = "Each path ran under callgrind (instruction level, cache simulation with explicit sizes); every instruction it executed is attributed to one step by the chain of inlined frames its address has in the DWARF (the innermost frame of our code that a step names; toolchain code inlined into ours counts for the code that used it). So the steps and the residual add up to the path's instructions exactly. Time per step is by subtraction: the reuse path built without one of its own steps (the allocator's alloc_steps/free_steps, the same code with that step folded away), timed interleaved with the full path round after round; median of the differences and its 95 % interval. The pool steps cannot be taken out of a working path (–), so the residual's time is the path's measured time less the timed steps: the pool's work, and the overlap a real CPU gives steps.";
 const CSS: &str = include_str!("../templates/report.css");
+
+/// What the call-site section is.
+const SITES_NOTE: &str = "hakprof sites on three of the C program benchmarks (the C ABI under LD_PRELOAD, the sites mode): each program's top sites by bytes, with its page (every site, the sampled stacks) and its allocation flamegraph. The programs are built without debug info, so sites are named by the nearest symbol and offset.";
+
+#[derive(Serialize)]
+struct SitesView<'a> {
+    program: &'a str,
+    table: Option<String>,
+    error: Option<&'a str>,
+}
 
 /// What the HTML template reads.
 #[derive(Serialize)]
@@ -298,6 +354,8 @@ struct HtmlPage<'a> {
     pictures: Vec<PictureView<'a>>,
     ablation: String,
     syscalls: Option<String>,
+    sites_note: &'static str,
+    sites: Vec<SitesView<'a>>,
     syscalls_error: Option<&'a str>,
 }
 
@@ -512,6 +570,7 @@ mod tests {
                 },
             )],
             learning: None,
+            sites: Vec::new(),
             claims: vec![Claim {
                 claim: "the fast-path gap is structural".into(),
                 original: "31 vs 9 ns".into(),

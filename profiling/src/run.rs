@@ -382,6 +382,7 @@ pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
     ] {
         std::fs::write(o.out.join(file), svg).map_err(|e| e.to_string())?;
     }
+    let sites = sites_section(&o.out, &progress);
     let r = Report {
         machine,
         quick: o.quick,
@@ -394,6 +395,7 @@ pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
         pictures,
         ablation,
         syscalls,
+        sites,
     };
     std::fs::write(o.out.join("report.md"), r.markdown()).map_err(|e| e.to_string())?;
     let json = serde_json::to_string_pretty(&r.json()).map_err(|e| e.to_string())?;
@@ -403,6 +405,32 @@ pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
     let _ = std::fs::remove_dir_all(&tmp);
     progress(&format!("report: wrote {}", index.display()));
     Ok(index)
+}
+
+/// The C programs the report's call-site section runs `hakprof sites` on.
+pub const SITES_PROGRAMS: [&str; 3] = ["larson", "mixed", "bigchurn"];
+
+/// `hakprof sites` on each of `SITES_PROGRAMS`, into `out/sites/<program>/`.
+fn sites_section(
+    out: &Path,
+    progress: impl Fn(&str),
+) -> Vec<(String, Result<crate::sites::SitesReport, String>)> {
+    SITES_PROGRAMS
+        .iter()
+        .map(|&name| {
+            progress(&format!("sites: {name}"));
+            let src = microbench::programs::PROGRAMS
+                .iter()
+                .find(|p| p.0 == name)
+                .map(|p| p.1)
+                .expect("a program of the benchmarks");
+            let run = microbench::native::build(&format!("programs/{src}")).and_then(|bin| {
+                let dir = out.join("sites").join(name);
+                crate::sites::run(&bin.to_string_lossy(), &[], &dir, 20, None)
+            });
+            (name.to_string(), run)
+        })
+        .collect()
 }
 
 /// The counters of every probe of the report (`counters.json`), and their bar chart.

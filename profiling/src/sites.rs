@@ -8,12 +8,14 @@
 //! nearest symbol at or below it with the offset (`name+0x1c`: a stripped module's static
 //! functions have no name of their own).
 //!
-//! Each site also carries the stack of its first allocation (the preload unwinds once per
-//! site, 16 frames at most, with the DWARF unwinder: no frame pointers needed), from which
-//! two allocation flamegraphs are drawn with inferno: one wide by bytes allocated
-//! (`sites.svg`), one by bytes live at the heap's peak (`sites-peak.svg`). Every process the
-//! command starts writes its own stats; the report merges them (sites of one function and
-//! line are one row) and lists the processes.
+//! Stacks come from the preload's DWARF unwinder (no frame pointers needed; 32 frames at
+//! most): each site keeps the stack of its first allocation, and allocations are sampled
+//! by bytes (one every 256 KiB on average) with their stacks, which tell apart the callers
+//! of a wrapper like `xmalloc`. Two allocation flamegraphs are drawn with inferno: bytes
+//! allocated by sampled stack (`sites.svg`), and bytes live at the heap's peak by site
+//! stack (`sites-peak.svg`: the peak is counted per site). Every process the command starts
+//! writes its own stats; the report merges them (sites of one function and line are one
+//! row) and lists the processes.
 
 use crate::flame;
 use microbench::native;
@@ -724,7 +726,7 @@ impl SitesReport {
 
 const SUMMARY: &str = "Every allocation through the C ABI, counted per call site in hakmem's sites mode (HAKMEM_SITES=1), in every process the command started; sites of one function and line are one row. Sorted by bytes. Temporary: freed by its thread before the thread allocated again. Live at heap peak: at the last snapshot of the heap's peak, within 1/64 of it. hakmem's policy: for big blocks, the threshold last chosen, the UCB1 arm adopted (research mode) and the BigCache's hits.";
 
-const FLAMES: &str = "sites.svg: the allocation flamegraph from the sampled stacks, frame widths in bytes allocated (estimated); sites-peak.svg: bytes live at the heap's peak, drawn on each site's stack of its first allocation (one DWARF unwind per site, 16 frames at most), since the peak is counted per site, not per stack.";
+const FLAMES: &str = "sites.svg: the allocation flamegraph from the sampled stacks, frame widths in bytes allocated (estimated); sites-peak.svg: bytes live at the heap's peak, drawn on each site's stack of its first allocation (one DWARF unwind per site, 32 frames at most), since the peak is counted per site, not per stack.";
 
 /// Writes `sites.json`, `sites.md`, `sites.html`, `sites.svg` and `sites-peak.svg` into
 /// `out`.

@@ -235,3 +235,70 @@ fn sites_names_both_allocating_functions_with_exact_counts_and_the_leak() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `hakprof sites` under real programs (what `make test-tools` installs): each runs to its
+/// end under the sites mode, and the report names the process and counts its sites, a
+/// sampled stack among them where the program allocates past one sample interval.
+#[test]
+fn sites_runs_under_sqlite3_python3_gcc_and_git() {
+    let dir = std::env::temp_dir().join(format!("hakprof-sites-real-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let c_file = dir.join("hello.c");
+    std::fs::write(&c_file, "int main(void) { return 0; }\n").unwrap();
+    let c_file = c_file.to_string_lossy().into_owned();
+    let object = dir.join("hello.o").to_string_lossy().into_owned();
+    let sql = "create table t(a, b); with recursive n(i) as (select 1 union all select i + 1 from n where i < 20000) insert into t select i, printf('%0100d', i) from n; select count(*), sum(length(b)) from t;";
+    let runs: [(&str, Vec<&str>); 4] = [
+        ("sqlite3", vec![":memory:", sql]),
+        (
+            "python3",
+            vec![
+                "-c",
+                "import json; print(len(json.dumps([{'k': i} for i in range(20000)])))",
+            ],
+        ),
+        ("gcc", vec!["-c", &c_file, "-o", &object]),
+        (
+            "git",
+            vec!["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "HEAD"],
+        ),
+    ];
+    for (program, args) in runs {
+        let out = dir.join(program);
+        let run = Command::new(env!("CARGO_BIN_EXE_hakprof"))
+            .args(["sites", "--top", "3", "--out"])
+            .arg(&out)
+            .arg("--")
+            .arg(program)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{program}: {}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let json: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("sites.json")).unwrap())
+                .unwrap();
+        assert_eq!(json["exit_status"], 0, "{program}");
+        let sites = json["sites"].as_array().unwrap();
+        assert!(
+            !sites.is_empty() && sites[0]["count"].as_u64().unwrap() > 0,
+            "{program}: {json}"
+        );
+        let bytes: u64 = sites.iter().map(|s| s["bytes"].as_u64().unwrap()).sum();
+        let interval = json["sample_interval"].as_u64().unwrap();
+        if bytes > 4 * interval {
+            assert!(
+                !json["sampled_stacks"].as_array().unwrap().is_empty(),
+                "{program}"
+            );
+        }
+        for page in ["sites.html", "sites.md", "sites.svg", "sites-peak.svg"] {
+            assert!(out.join(page).exists(), "{program}: {page}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

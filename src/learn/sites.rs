@@ -70,7 +70,7 @@ pub static PEAK: [AtomicI64; SITES + 1] = [const { AtomicI64::new(0) }; SITES + 
 
 /// Frames kept per site in the sites mode: the stack of the site's first allocation,
 /// from the return address into the caller outwards.
-pub const STACK_DEPTH: usize = 16;
+pub const STACK_DEPTH: usize = 32;
 /// Per entry, the stack (return addresses, innermost first; 0 past its end).
 pub static STACKS: [[AtomicUsize; STACK_DEPTH]; SITES + 1] =
     [const { [const { AtomicUsize::new(0) }; STACK_DEPTH] }; SITES + 1];

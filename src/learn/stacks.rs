@@ -20,7 +20,7 @@ use core::sync::atomic::{
 /// The mean bytes between two samples (jemalloc's default is 512 KiB).
 pub const INTERVAL: i64 = 256 << 10;
 /// Frames kept per sampled stack.
-pub const DEPTH: usize = 16;
+pub const DEPTH: usize = 32;
 /// Distinct stacks kept; later ones add their weight to `DROPPED`.
 pub const STACKS: usize = 1024;
 
