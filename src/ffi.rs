@@ -8,7 +8,7 @@
 //! alignment as glibc does; `realloc(p, 0)` frees `p` and returns NULL, as glibc does.
 
 use crate::config;
-use crate::front::{api, cpath};
+use crate::front::{api, census, cpath};
 use crate::os::PAGE;
 use crate::site::Site;
 use crate::size_class::MIN_ALIGN;
@@ -56,7 +56,7 @@ pub extern "C" fn hak_calloc(n: usize, m: usize) -> *mut c_void {
 pub extern "C" fn hak_calloc_from(n: usize, m: usize, caller: usize) -> *mut c_void {
     let p = api::calloc_at(n, m, site(caller));
     if config::get().sites {
-        cpath::record_alloc(caller, n.saturating_mul(m), p);
+        census::record_alloc(caller, n.saturating_mul(m), p);
     }
     oom(p)
 }
@@ -100,7 +100,7 @@ unsafe fn realloc_counted(p: *mut u8, size: usize, caller: usize) -> *mut u8 {
         set_errno(libc::ENOMEM);
         return q;
     }
-    cpath::record_alloc(caller, size, q);
+    census::record_alloc(caller, size, q);
     if !p.is_null() {
         // SAFETY: `p` is live with at least its usable size; `q` holds `size` bytes.
         unsafe {

@@ -521,6 +521,11 @@ fn write_sites(w: &mut impl Write, sites_mode: bool) -> fmt::Result {
             w.write_str(",\"stack\":[")?;
             let stack = sites::STACKS[i].iter().map(|f| f.load(Relaxed));
             write_list(w, stack.take_while(|&f| f != 0))?;
+            if let Some(at) = sites::location(i) {
+                w.write_str(",\"location\":{\"file\":\"")?;
+                write_json_text(w, at.file())?;
+                write!(w, "\",\"line\":{},\"column\":{}}}", at.line(), at.column())?;
+            }
         }
         w.write_str("}")?;
         first = false;

@@ -51,6 +51,7 @@ const ORDER: &[&str] = &[
     "front::learned",
     "front::reuse",
     "front",
+    "front::census",
     "front::api",
     "front::cpath",
     // 8. entry points

@@ -382,7 +382,7 @@ pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
     ] {
         std::fs::write(o.out.join(file), svg).map_err(|e| e.to_string())?;
     }
-    let sites = sites_section(&o.out, &progress);
+    let sites = sites_section(&o.out, progress);
     let r = Report {
         machine,
         quick: o.quick,

@@ -1,7 +1,8 @@
 //! `hakprof sites`: who allocates what in any program. The program runs under the preload
 //! in the sites mode (`HAKMEM_SITES=1`: every C-ABI allocation counted per call site, its
 //! return address kept) and writes its stats JSON at exit with its mappings
-//! (`/proc/self/maps`). Symbolization happens here, after the run, never inside the
+//! (`/proc/self/maps`); a Rust site (`alloc_at`) comes with its source location instead.
+//! Symbolization happens here, after the run, never inside the
 //! allocator: each site's return address is placed in its module (executable or shared
 //! library, PIE or not) and resolved with the `addr2line` crate to a function (demangled:
 //! C, C++, Rust) and a source line where the module has debug info; otherwise to the
@@ -305,7 +306,17 @@ fn process_sites(
         }
         let addr = s["addr"].as_u64().unwrap_or(0);
         let mut stack = symbolize_stack(sym, &maps, s["stack"].as_array().map_or(&[], |v| v));
-        let here = if addr == 0 {
+        let at = &s["location"];
+        let here = if let Some(file) = at["file"].as_str() {
+            // A Rust site (`alloc_at`): named by its source location.
+            let line = at["line"].as_u64().unwrap_or(0);
+            vec![Frame {
+                symbol: format!("{file}:{line}:{}", at["column"].as_u64().unwrap_or(0)),
+                module: json["process"]["exe"].as_str().unwrap_or("?").to_string(),
+                file: Some(file.to_string()),
+                line: Some(line as u32),
+            }]
+        } else if addr == 0 {
             vec![Frame {
                 symbol: "(unknown caller)".into(),
                 module: "?".into(),
@@ -421,7 +432,23 @@ pub fn from_stats(
     processes.sort_by_key(|p| p.pid);
     let mut sites: Vec<SiteRow> = by_place.into_values().collect();
     sites.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.count.cmp(&a.count)));
-    sampled_stacks.sort_by(|a, b| b.weight.cmp(&a.weight));
+    // Stacks that differ only in return addresses within the same functions are one.
+    // (As the flamegraph and the table label them: a symbol's offset dropped.)
+    let mut by_stack: HashMap<(String, Vec<String>), SampledStack> = HashMap::new();
+    for s in sampled_stacks {
+        let key = (s.process.clone(), s.stack.iter().map(frame_label).collect());
+        match by_stack.get_mut(&key) {
+            Some(a) => {
+                a.weight += s.weight;
+                a.samples += s.samples;
+            }
+            None => {
+                by_stack.insert(key, s);
+            }
+        }
+    }
+    let mut sampled_stacks: Vec<SampledStack> = by_stack.into_values().collect();
+    sampled_stacks.sort_by_key(|s| std::cmp::Reverse(s.weight));
     let sample_interval = stats
         .iter()
         .find_map(|j| j["stack_samples"]["interval"].as_u64())
@@ -471,7 +498,7 @@ impl SiteRow {
     /// The two most frequent size buckets: `≤64 B ×100, ≤1.0 KiB ×3`.
     pub fn common_sizes(&self) -> String {
         let mut b: Vec<&SizeBucket> = self.sizes.iter().collect();
-        b.sort_by(|x, y| y.count.cmp(&x.count));
+        b.sort_by_key(|x| std::cmp::Reverse(x.count));
         b.iter()
             .take(2)
             .map(|s| match s.upto {
@@ -827,6 +854,39 @@ mod tests {
         let (m, a) = place(&maps, 0x7fcac8c000ff).unwrap();
         assert!(m.path.ends_with("libc.so.6") && a == 0xff);
         assert!(place(&maps, 0x10).is_none());
+    }
+
+    #[test]
+    fn a_rust_site_is_named_by_its_location_and_processes_merge_by_place() {
+        let mut sizes = vec![0u64; 24]; // hakmem's SIZE_BUCKETS
+        sizes[1] = 2; // 17–32 bytes
+        let stats = |pid: u64| {
+            serde_json::json!({
+                "sites_mode": true, "maps": "",
+                "process": { "name": "app", "exe": "app", "pid": pid },
+                "sites": [{ "site": 5, "addr": 0, "count": 2, "bytes": 64, "live_bytes": 32,
+                    "peak_live_bytes": 64, "temporary": 1, "sizes": sizes,
+                    "location": { "file": "src/main.rs", "line": 10, "column": 5 } }],
+            })
+        };
+        let r = from_stats("app", &[], &[stats(2), stats(1)], Some(0)).unwrap();
+        assert_eq!(
+            r.processes.iter().map(|p| p.pid).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert_eq!(r.sites.len(), 1, "one place, two processes: one row");
+        let s = &r.sites[0];
+        assert_eq!(s.symbol, "src/main.rs:10:5");
+        assert_eq!((s.file.as_deref(), s.line), (Some("src/main.rs"), Some(10)));
+        assert_eq!(
+            (s.count, s.bytes, s.live_at_exit, s.temporary),
+            (4, 128, 64, 2)
+        );
+        assert_eq!(
+            (s.sizes.len(), s.sizes[0].upto, s.sizes[0].count),
+            (1, Some(32), 4)
+        );
+        assert!(r.markdown(5).contains("src/main.rs:10"));
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! the configuration once.
 
 use crate::config;
-use crate::front;
+use crate::front::{self, census};
 use crate::site::Site;
 use core::alloc::Layout;
+use core::panic::Location;
 use core::ptr;
 
 pub use crate::front::MIN_ALIGN;
@@ -82,10 +83,17 @@ pub unsafe fn realloc(p: *mut u8, new: usize) -> *mut u8 {
     unsafe { realloc_at(p, new, Site::UNKNOWN) }
 }
 
-/// Allocates for `layout` on behalf of call site `site`. Null when out of memory.
+/// Allocates for `layout` on behalf of call site `site`. Null when out of memory. In the
+/// sites mode the site is named by the source location that called `alloc_at`.
 #[inline]
+#[track_caller]
 pub fn alloc_at(layout: Layout, site: Site) -> *mut u8 {
-    malloc_aligned(layout.size(), layout.align(), site)
+    let c = config::get();
+    let p = front::alloc(c.front, layout.size(), layout.align(), site, false);
+    if c.sites {
+        census::record_located(site, Location::caller(), layout.size(), p);
+    }
+    p
 }
 
 /// Frees a block from `alloc_at`.
@@ -94,6 +102,10 @@ pub fn alloc_at(layout: Layout, site: Site) -> *mut u8 {
 /// `p` must come from this allocator and be live.
 #[inline]
 pub unsafe fn free_at(p: *mut u8, _layout: Layout) {
+    if config::get().sites {
+        // SAFETY: forwarded.
+        unsafe { census::record_free(p) };
+    }
     // SAFETY: forwarded.
     unsafe { free(p) }
 }

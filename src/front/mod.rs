@@ -11,6 +11,7 @@
 //! `global` puts each front behind a `GlobalAlloc`.
 
 pub mod api;
+pub mod census;
 pub mod cpath;
 mod learned;
 mod resize;

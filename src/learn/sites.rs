@@ -9,8 +9,9 @@
 
 use super::lifecycle::HIST_BUCKETS;
 use crate::site::Site;
+use core::panic::Location;
 use core::sync::atomic::{
-    AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize,
+    AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
 
@@ -74,6 +75,25 @@ pub const STACK_DEPTH: usize = 32;
 /// Per entry, the stack (return addresses, innermost first; 0 past its end).
 pub static STACKS: [[AtomicUsize; STACK_DEPTH]; SITES + 1] =
     [const { [const { AtomicUsize::new(0) }; STACK_DEPTH] }; SITES + 1];
+
+/// Per entry, the Rust source location that named the site (`alloc_at` in the sites mode;
+/// null: none).
+pub static LOCATION: [AtomicPtr<Location<'static>>; SITES + 1] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; SITES + 1];
+
+/// Keeps `at` as site `i`'s source location if it has none yet.
+pub fn note_location(i: usize, at: &'static Location<'static>) {
+    if LOCATION[i].load(Relaxed).is_null() {
+        let at = at as *const Location<'static> as *mut Location<'static>;
+        let _ = LOCATION[i].compare_exchange(core::ptr::null_mut(), at, Relaxed, Relaxed);
+    }
+}
+
+/// Site `i`'s source location, if a Rust caller named it.
+pub fn location(i: usize) -> Option<&'static Location<'static>> {
+    // SAFETY: a non-null entry was stored from a `&'static Location` and never changes.
+    unsafe { LOCATION[i].load(Relaxed).as_ref() }
+}
 
 /// Size buckets of the sites mode: bucket 0 holds sizes up to 16 bytes, bucket k sizes in
 /// (2^(k+3), 2^(k+4)], the last one everything above 2^(SIZE_BUCKETS+2) (64 MiB).
