@@ -208,6 +208,36 @@ fn write_site_id(w: &mut impl Write, i: usize) -> fmt::Result {
     }
 }
 
+/// The sites mode's heap lines: live bytes now and at the peak, and allocations by size
+/// (power-of-two buckets, the empty ones left out), as mimalloc's statistics show them.
+fn write_heap(w: &mut impl Write) -> fmt::Result {
+    let mib = |b: i64| b as f64 / (1 << 20) as f64;
+    writeln!(
+        w,
+        "  heap     : {:.1} MiB live at exit, {:.1} MiB at the peak (every counted block)",
+        mib(sites::heap_live()),
+        mib(sites::heap_peak())
+    )?;
+    w.write_str("  sizes    :")?;
+    for k in 0..sites::SIZE_BUCKETS {
+        let n = sites::size_total(k);
+        if n == 0 {
+            continue;
+        }
+        if k + 1 == sites::SIZE_BUCKETS {
+            write!(w, " >64M {n}")?;
+        } else {
+            let upto = 16u64 << k;
+            match upto {
+                u if u < 1 << 10 => write!(w, " ≤{u} {n}")?,
+                u if u < 1 << 20 => write!(w, " ≤{}K {n}", u >> 10)?,
+                u => write!(w, " ≤{}M {n}", u >> 20)?,
+            }
+        }
+    }
+    w.write_str("\n")
+}
+
 /// Where site `i`'s return address lies: `0xADDR symbol+0xOFF (module)` as far as the
 /// loader knows (`other` for the shared overflow entry).
 fn write_site_place(w: &mut impl Write, i: usize) -> fmt::Result {
@@ -402,6 +432,9 @@ impl Snapshot {
             "  sys      : {} mmap, {} munmap, {} madvise, {} mremap",
             s.mmap, s.munmap, s.madvise, s.mremap
         )?;
+        if c.sites {
+            write_heap(w)?;
+        }
         let (top, n) = top_sites::<5>();
         if n == 0 {
             return Ok(());

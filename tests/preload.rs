@@ -570,3 +570,41 @@ fn each_exit_report_names_its_process_and_a_filter_keeps_one_program() {
     assert_eq!(only.len(), 1, "{err}");
     assert_eq!(only[0].0, "true");
 }
+
+/// In the sites mode the exit report adds the heap (live at exit, at the peak), the
+/// allocations by size, and the top sites by return address, placed by the loader: `sort`
+/// of a small input allocates from libc and from its own code.
+#[test]
+fn the_sites_mode_exit_report_shows_the_heap_sizes_and_placed_sites() {
+    let out = Command::new("sh")
+        .args(["-c", "printf 'b\\na\\nc\\n' | sort"])
+        .env("LD_PRELOAD", preload_lib())
+        .env("HAKMEM_SITES", "1")
+        .env("HAKMEM_STATS", "sort")
+        .output()
+        .expect("run sort");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a\nb\nc\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stats for sort"), "{err}");
+    let heap = err
+        .lines()
+        .find(|l| l.trim_start().starts_with("heap     :"));
+    assert!(heap.is_some_and(|l| l.contains("at the peak")), "{err}");
+    let sizes = err
+        .lines()
+        .find(|l| l.trim_start().starts_with("sizes    :"));
+    assert!(sizes.is_some_and(|l| l.contains('≤')), "{err}");
+    // Each top site: its return address and the module that holds it.
+    let tops: Vec<&str> = err
+        .lines()
+        .skip_while(|l| !l.contains("top sites (all blocks"))
+        .skip(1)
+        .collect();
+    assert!(!tops.is_empty(), "{err}");
+    assert!(
+        tops.iter()
+            .all(|l| l.contains(" 0x") && l.trim_end().ends_with(')')),
+        "{err}"
+    );
+}

@@ -302,3 +302,41 @@ fn sites_runs_under_sqlite3_python3_gcc_and_git() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `hakprof sites` under a bounded redis-server: a shell starts it, waits until it answers,
+/// drives it with redis-benchmark and shuts it down; `--process` keeps the server.
+#[test]
+fn sites_runs_a_bounded_redis_server() {
+    let dir = std::env::temp_dir().join(format!("hakprof-sites-redis-{}", std::process::id()));
+    let port = (21000 + std::process::id() % 20000).to_string();
+    let script = format!(
+        "redis-server --port {port} --save '' --appendonly no >/dev/null & \
+         for i in $(seq 100); do redis-cli -p {port} ping >/dev/null 2>&1 && break; sleep 0.1; done; \
+         redis-benchmark -p {port} -n 5000 -q -t set,get,lpush >/dev/null && \
+         redis-cli -p {port} shutdown nosave; wait"
+    );
+    let run = Command::new(env!("CARGO_BIN_EXE_hakprof"))
+        .args(["sites", "--top", "5", "--process", "redis-server", "--out"])
+        .arg(&dir)
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sites.json")).unwrap()).unwrap();
+    let processes = json["processes"].as_array().unwrap();
+    assert_eq!(processes.len(), 1, "only the server: {json}");
+    assert_eq!(processes[0]["name"], "redis-server");
+    // 15 000 requests: the server allocates per request.
+    assert!(
+        processes[0]["allocations"].as_u64().unwrap() > 15_000,
+        "{json}"
+    );
+    assert!(!json["sampled_stacks"].as_array().unwrap().is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -168,6 +168,16 @@ pub fn heap_peak() -> i64 {
     HEAP_PEAK.load(Relaxed)
 }
 
+/// The heap's live bytes now (sites mode).
+pub fn heap_live() -> i64 {
+    HEAP_LIVE.load(Relaxed)
+}
+
+/// Allocations of size bucket `k` over every site (sites mode).
+pub fn size_total(k: usize) -> u64 {
+    SIZES.iter().map(|s| s[k].load(Relaxed)).sum()
+}
+
 /// The table index for `site`, claiming a free entry on first sight.
 pub fn slot(site: Site) -> usize {
     let id = if site == Site::UNKNOWN {
