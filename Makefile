@@ -130,7 +130,7 @@ profile-tools:
 # parts of the pool that need no mmap (page records and free lists with remote frees from
 # other threads, page queues, the spin lock) under Miri.
 miri:
-	$(CARGO) +nightly miri test -p hakmem --lib -- size_class header site diag learn::math learn::rng learn::p2 learn::ucb1 learn::elo learn::lifecycle config pool::list pool::page lock::tests
+	$(CARGO) +nightly miri test -p hakmem --lib -- size_class header site diag learn::math learn::rng learn::p2 learn::ucb1 learn::elo learn::lifecycle learn::sites learn::stacks config pool::list pool::page lock::tests
 
 fmt:
 	$(CARGO) fmt --all
