@@ -15,6 +15,19 @@ use crate::size_class::MIN_ALIGN;
 use core::ffi::c_void;
 use cpath::site;
 
+/// `_exit` and `_Exit`: in the sites mode, the exit report first (a process that ends
+/// with `_exit`, as a forked child or `dash` does, skips the destructors that write it),
+/// then the process ends as `_exit` ends it. Outside the sites mode, only the latter.
+pub extern "C" fn hak_exit(status: i32) -> ! {
+    if config::get().sites {
+        crate::stats::report_at_exit();
+    }
+    loop {
+        // SAFETY: exit_group has no preconditions and does not return.
+        unsafe { libc::syscall(libc::SYS_exit_group, status as libc::c_long) };
+    }
+}
+
 #[inline]
 fn set_errno(e: i32) {
     // SAFETY: errno is this thread's and always writable.

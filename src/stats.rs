@@ -579,7 +579,12 @@ fn write_list(w: &mut impl Write, items: impl Iterator<Item = impl fmt::Display>
 fn write_maps(w: &mut impl Write) -> fmt::Result {
     w.write_str(",\"sites_mode\":true,\"other_sites\":")?;
     write!(w, "{}", sites::TABLE[sites::OTHER].count.load(Relaxed))?;
-    write!(w, ",\"heap_peak_bytes\":{}", sites::heap_peak())?;
+    write!(
+        w,
+        ",\"heap_peak_bytes\":{},\"heap_snapshot_bytes\":{}",
+        sites::heap_peak(),
+        sites::heap_snapshot()
+    )?;
     write!(
         w,
         ",\"stack_samples\":{{\"interval\":{},\"dropped\":{},\"stacks\":[",
@@ -635,6 +640,11 @@ fn write_maps(w: &mut impl Write) -> fmt::Result {
 }
 
 pub fn report_at_exit() {
+    // Once: `_exit` in the sites mode reports too, and a process may reach both.
+    static DONE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    if DONE.swap(true, Relaxed) {
+        return;
+    }
     let human = config::getenv("HAKMEM_STATS");
     let path = config::getenv("HAKMEM_STATS_JSON");
     if human.is_none() && path.is_none() {

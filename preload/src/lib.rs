@@ -95,3 +95,15 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
     // SAFETY: the C contract of malloc_usable_size.
     unsafe { ffi::hak_malloc_usable_size(p) }
 }
+
+/// `_exit` (and `_Exit`): so that a process ending this way still writes its sites-mode
+/// report (see `ffi::hak_exit`).
+#[no_mangle]
+pub extern "C" fn _exit(status: i32) -> ! {
+    ffi::hak_exit(status)
+}
+
+#[no_mangle]
+pub extern "C" fn _Exit(status: i32) -> ! {
+    ffi::hak_exit(status)
+}

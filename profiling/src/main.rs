@@ -251,6 +251,47 @@ fn steps_cmd(a: StepsArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// `hakprof sites`: the report goes to stderr (the program's own output stays on stdout,
+/// unchanged); hakprof exits as the command did (its status, or 128 + the signal).
+fn sites_cmd(a: SitesArgs) -> ExitCode {
+    use std::io::Write;
+    let out = a.out.unwrap_or_else(|| profiling::out_dir().join("sites"));
+    let only = a.process.as_deref();
+    let r = match profiling::sites::run(&a.command[0], &a.command[1..], &out, a.top, only) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hakprof: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut err = std::io::stderr().lock();
+    // A closed stderr is no reason to fail: the files are written.
+    let _ = write!(
+        err,
+        "{}\n{}",
+        r.process_table().markdown(),
+        r.table(a.top).markdown()
+    );
+    for n in &r.notes {
+        let _ = writeln!(err, "hakprof: {n}");
+    }
+    let _ = writeln!(
+        err,
+        "hakprof: {} in {}; {} (also sites.md, sites.json, sites.svg, sites-peak.svg)",
+        plural(r.sites.len(), "site", "sites"),
+        plural(r.processes.len(), "process", "processes"),
+        out.join("sites.html").display()
+    );
+    match (r.exit_status, r.signal) {
+        (Some(0), _) => ExitCode::SUCCESS,
+        (Some(code), _) => ExitCode::from(code as u8),
+        (None, Some(sig)) => ExitCode::from(128u8.wrapping_add(sig as u8)),
+        (None, None) => ExitCode::FAILURE,
+    }
+}
+
 fn main() -> ExitCode {
     let r = match Cli::parse().command {
         Cmd::List => {
@@ -267,21 +308,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Cmd::Steps(a) => steps_cmd(a),
-        Cmd::Sites(a) => {
-            let out = a.out.unwrap_or_else(|| profiling::out_dir().join("sites"));
-            let only = a.process.as_deref();
-            profiling::sites::run(&a.command[0], &a.command[1..], &out, a.top, only).map(|r| {
-                print!("{}", r.process_table().markdown());
-                println!();
-                print!("{}", r.table(a.top).markdown());
-                println!(
-                    "hakprof: {} sites in {} processes; {} (also sites.md, sites.json, sites.svg, sites-peak.svg)",
-                    r.sites.len(),
-                    r.processes.len(),
-                    out.join("sites.html").display()
-                );
-            })
-        }
+        Cmd::Sites(a) => return sites_cmd(a),
         Cmd::Learning => {
             let study = learning::run(&profiling::self_exe(), progress);
             print!("{}", study.table().markdown());

@@ -105,7 +105,12 @@ pub struct ProcessRow {
 pub struct SitesReport {
     pub program: String,
     pub args: Vec<String>,
+    /// The command's exit status, or the signal that ended it.
     pub exit_status: Option<i32>,
+    pub signal: Option<i32>,
+    /// What the reader must know about this run (a process that wrote no stats, a failed
+    /// exit, what the flamegraph drew).
+    pub notes: Vec<String>,
     /// Every process that wrote its stats (children of the command too), in pid order.
     pub processes: Vec<ProcessRow>,
     /// Sorted by bytes, largest first.
@@ -457,6 +462,8 @@ pub fn from_stats(
         program: program.to_string(),
         args: args.to_vec(),
         exit_status,
+        signal: None,
+        notes: Vec::new(),
         processes,
         sites,
         other_count,
@@ -686,8 +693,9 @@ impl SitesReport {
     /// The Markdown page: the processes, then the top sites.
     pub fn markdown(&self, top: usize) -> String {
         format!(
-            "# Call sites of `{}`\n\n{}\n\n{}\n## Top sites by bytes\n\n{}\n## Heaviest sampled stacks\n\n{}\n\n{}\n{}\n",
+            "# Call sites of `{}`\n\n{}{}\n\n{}\n## Top sites by bytes\n\n{}\n## Heaviest sampled stacks\n\n{}\n\n{}\n{}\n",
             self.command_line(),
+            self.notes.iter().map(|n| format!("**{n}**\n\n")).collect::<String>(),
             SUMMARY,
             self.process_table().markdown(),
             self.table(top).markdown(),
@@ -713,9 +721,21 @@ impl SitesReport {
         )
     }
 
+    /// The command as a shell would take it back (arguments with spaces or quotes quoted).
     pub fn command_line(&self) -> String {
+        let quote = |a: &str| {
+            let plain = a
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+            if plain && !a.is_empty() {
+                a.to_string()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        };
         std::iter::once(self.program.as_str())
             .chain(self.args.iter().map(String::as_str))
+            .map(quote)
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -726,6 +746,7 @@ impl SitesReport {
         struct Page {
             css: &'static str,
             command: String,
+            notes: Vec<String>,
             summary: &'static str,
             processes: String,
             sites: String,
@@ -736,6 +757,7 @@ impl SitesReport {
         let page = Page {
             css: include_str!("../templates/report.css"),
             command: self.command_line(),
+            notes: self.notes.clone(),
             summary: SUMMARY,
             processes: self.process_table().html(),
             sites: self.table(top).html(),
@@ -753,7 +775,22 @@ impl SitesReport {
 
 const SUMMARY: &str = "Every allocation through the C ABI, counted per call site in hakmem's sites mode (HAKMEM_SITES=1), in every process the command started; sites of one function and line are one row. Sorted by bytes. Temporary: freed by its thread before the thread allocated again. Live at heap peak: at the last snapshot of the heap's peak, within 1/64 of it. hakmem's policy: for big blocks, the threshold last chosen, the UCB1 arm adopted (research mode) and the BigCache's hits.";
 
-const FLAMES: &str = "sites.svg: the allocation flamegraph from the sampled stacks, frame widths in bytes allocated (estimated); sites-peak.svg: bytes live at the heap's peak, drawn on each site's stack of its first allocation (one DWARF unwind per site, 32 frames at most), since the peak is counted per site, not per stack.";
+const FLAMES: &str = "sites.svg: the allocation flamegraph from the sampled stacks, frame widths in bytes allocated (estimated; a run too short for a sample draws each site's bytes on the stack of its first allocation instead, and says so above); sites-peak.svg: bytes live at the heap's peak, drawn on each site's stack of its first allocation (one DWARF unwind per site, 32 frames at most), since the peak is counted per site, not per stack.";
+
+/// An SVG that says why there is no flamegraph (inferno draws nothing from no samples).
+fn empty_svg(title: &str, why: &str) -> Vec<u8> {
+    let esc = |t: &str| {
+        t.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    format!(
+        "<?xml version=\"1.0\" standalone=\"no\"?><svg version=\"1.1\" width=\"1200\" height=\"60\" xmlns=\"http://www.w3.org/2000/svg\"><text x=\"10\" y=\"24\" font-family=\"Verdana\" font-size=\"15\">{}</text><text x=\"10\" y=\"48\" font-family=\"Verdana\" font-size=\"13\">{}</text></svg>",
+        esc(title),
+        esc(why)
+    )
+    .into_bytes()
+}
 
 /// Writes `sites.json`, `sites.md`, `sites.html`, `sites.svg` and `sites-peak.svg` into
 /// `out`.
@@ -766,22 +803,55 @@ pub fn write(report: &SitesReport, out: &Path, top: usize) -> Result<(), String>
     put("sites.md", report.markdown(top).as_bytes())?;
     put("sites.html", report.html(top).as_bytes())?;
     let title = |what: &str| format!("{what}: {}", report.command_line());
-    // The sampled stacks where there are any (a run of under one interval has none).
-    let by_bytes = match report.folded_samples() {
-        s if s.is_empty() => report.folded(|r| r.bytes as i64),
-        s => s,
+    // The sampled stacks where there are any (a run of under one interval has none: then
+    // each site's first stack, as `flame_note` says).
+    let (by_bytes, what) = match report.folded_samples() {
+        s if s.is_empty() => (
+            report.folded(|r| r.bytes as i64),
+            "bytes allocated, on each site's first stack (no stack was sampled)",
+        ),
+        s => (s, "bytes allocated by call stack (sampled)"),
     };
-    put(
-        "sites.svg",
-        &flame::svg(&by_bytes, &title("bytes allocated by call stack"), "bytes")?,
-    )?;
-    // A program that frees nothing before its peak snapshot still has one: the first
-    // allocation takes it. Only a program that allocated nothing has no peak graph.
+    let draw = |folded: &str, what: &str| {
+        if folded.is_empty() {
+            Ok(empty_svg(&title(what), "no allocation was counted"))
+        } else {
+            flame::svg(folded, &title(what), "bytes")
+        }
+    };
+    put("sites.svg", &draw(&by_bytes, what)?)?;
     let at_peak = report.folded(|r| r.live_at_peak);
-    let peak_svg = flame::svg(&at_peak, &title("bytes live at the heap's peak"), "bytes")
-        .or_else(|_| flame::svg(&by_bytes, &title("no bytes live at the peak"), "bytes"))?;
-    put("sites-peak.svg", &peak_svg)
+    put(
+        "sites-peak.svg",
+        &draw(&at_peak, "bytes live at the heap's peak, by site stack")?,
+    )
 }
+
+/// What a reader must know about the flamegraph of bytes, when it is not what it usually
+/// is (None: the sampled stacks, as usual).
+pub fn flame_note(report: &SitesReport) -> Option<String> {
+    if !report.sampled_stacks.is_empty() {
+        return None;
+    }
+    let bytes: u64 = report.sites.iter().map(|s| s.bytes).sum();
+    Some(if bytes == 0 {
+        "No allocation was counted: the flamegraphs are empty.".into()
+    } else {
+        format!(
+            "No stack was sampled ({} allocated, under the sampling interval): sites.svg draws each site's bytes on the stack of its first allocation, so callers that share a site are not told apart.",
+            human_bytes(bytes as i64)
+        )
+    })
+}
+
+/// The outputs of a run, removed before the next one so none is left stale.
+const OUTPUTS: [&str; 5] = [
+    "sites.json",
+    "sites.md",
+    "sites.html",
+    "sites.svg",
+    "sites-peak.svg",
+];
 
 /// Runs `program args` under the preload in the sites mode (its children too); with
 /// `only`, keeps the processes of that name (comm or executable file name). Writes the
@@ -793,40 +863,77 @@ pub fn run(
     top: usize,
     only: Option<&str>,
 ) -> Result<SitesReport, String> {
+    use std::os::unix::process::ExitStatusExt;
     let lib = native::hakmem()?.lib.ok_or("hakmem has no library")?;
     let raw: PathBuf = out.join("raw");
-    // Stats of an earlier run must not join this one.
+    // Stats and pages of an earlier run must not join this one or outlive it.
     let _ = std::fs::remove_dir_all(&raw);
+    for f in OUTPUTS {
+        let _ = std::fs::remove_file(out.join(f));
+    }
     std::fs::create_dir_all(&raw).map_err(|e| format!("{}: {e}", raw.display()))?;
-    let status = Command::new(program)
+    let mut child = Command::new(program)
         .args(args)
         .env("LD_PRELOAD", &lib)
         .env("HAKMEM_SITES", "1")
         .env("HAKMEM_STATS_JSON", raw.join("stats-%p.json"))
-        .status()
-        .map_err(|e| format!("{program}: {e}"))?;
+        .spawn()
+        .map_err(|e| {
+            let _ = std::fs::remove_dir(&raw);
+            format!("{program}: {e}")
+        })?;
+    let pid = u64::from(child.id());
+    let status = child.wait().map_err(|e| e.to_string())?;
     let mut stats = Vec::new();
+    let mut seen = Vec::new();
     let entries = std::fs::read_dir(&raw).map_err(|e| e.to_string())?;
     for e in entries.flatten() {
         let text = std::fs::read_to_string(e.path()).map_err(|err| err.to_string())?;
         let json: Value =
             serde_json::from_str(&text).map_err(|err| format!("{}: {err}", e.path().display()))?;
         let p = &json["process"];
-        let wanted = only.is_none_or(|name| {
-            p["name"] == name || p["exe"].as_str().is_some_and(|x| x.ends_with(name))
-        });
+        let wanted = only
+            .is_none_or(|name| p["name"] == name || p["exe"].as_str().is_some_and(|x| x == name));
+        seen.push((
+            p["name"].as_str().unwrap_or("?").to_string(),
+            p["pid"].as_u64(),
+        ));
         if wanted {
             stats.push(json);
         }
     }
+    let ended = match (status.code(), status.signal()) {
+        (_, Some(sig)) => format!("was killed by signal {sig}"),
+        (Some(code), _) => format!("exited with status {code}"),
+        _ => "ended".into(),
+    };
     if stats.is_empty() {
-        return Err(format!(
-            "no process of `{program}` wrote its stats into {}{} (did it run under the preload? a process killed by a signal writes none)",
-            raw.display(),
-            only.map_or(String::new(), |n| format!(" (kept only processes named {n})"))
+        let _ = std::fs::remove_dir(&raw); // when empty
+        let mut names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort();
+        names.dedup();
+        return Err(match only {
+            Some(n) if !seen.is_empty() => format!(
+                "no process named {n}: the command's processes were {} (the command {ended})",
+                names.join(", ")
+            ),
+            _ => format!(
+                "no process of `{program}` wrote its stats (the command {ended}; a process killed by a signal writes none)"
+            ),
+        });
+    }
+    let mut report = from_stats(program, args, &stats, status.code())?;
+    report.signal = status.signal();
+    if !status.success() {
+        report.notes.push(format!("The command {ended}."));
+    }
+    if only.is_none() && !seen.iter().any(|(_, p)| *p == Some(pid)) {
+        report.notes.push(format!(
+            "The command's own process (pid {pid}) wrote no stats ({}): its allocations are missing from this report.",
+            if status.signal().is_some() { "killed by a signal" } else { "it ended without running its exit handlers" }
         ));
     }
-    let report = from_stats(program, args, &stats, status.code())?;
+    report.notes.extend(flame_note(&report));
     write(&report, out, top)?;
     Ok(report)
 }

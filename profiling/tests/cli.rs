@@ -229,10 +229,13 @@ fn sites_names_both_allocating_functions_with_exact_counts_and_the_leak() {
     ] {
         assert!(buffers.get(key).is_some(), "{key} missing");
     }
+    // The table goes to stderr; the program's own output alone to stdout.
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stdout.contains("make_buffers") && stdout.contains("make_nodes"),
-        "{stdout}"
+        stderr.contains("make_buffers") && stderr.contains("make_nodes"),
+        "{stderr}"
     );
+    assert_eq!(stdout, "done 0x1\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -338,5 +341,70 @@ fn sites_runs_a_bounded_redis_server() {
         "{json}"
     );
     assert!(!json["sampled_stacks"].as_array().unwrap().is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// hakprof exits as the command did, still writes its report, and says what is missing: a
+/// process that ends with `_exit` is counted (the preload reports from `_exit` in the sites
+/// mode); a command killed by a signal is named as such; a command that allocates nothing
+/// gets empty flamegraphs that say so, never a failure or a stale page.
+#[test]
+fn sites_passes_on_the_exit_status_and_counts_processes_that_end_with_exit() {
+    let dir = std::env::temp_dir().join(format!("hakprof-sites-exit-{}", std::process::id()));
+    let sites = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hakprof"))
+            .args(["sites", "--out"])
+            .arg(&dir)
+            .arg("--")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let json = || -> Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sites.json")).unwrap()).unwrap()
+    };
+    // A python child that allocates and ends with os._exit(5).
+    let script = "import os\nx = [bytes(1000) for i in range(300)]\nos._exit(5)";
+    let run = sites(&["python3", "-c", script]);
+    assert_eq!(
+        run.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let j = json();
+    assert_eq!(j["exit_status"], 5);
+    let bytes: u64 = j["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["bytes"].as_u64().unwrap())
+        .sum();
+    assert!(
+        bytes >= 300_000,
+        "the _exit-ing process was counted: {bytes}"
+    );
+    // Killed by a signal: 128 + 9, and the report says the process wrote nothing.
+    let run = sites(&["sh", "-c", "ls / >/dev/null; kill -9 $$"]);
+    assert_eq!(run.status.code(), Some(137));
+    let notes = json()["notes"].to_string();
+    assert!(
+        notes.contains("signal 9") && notes.contains("wrote no stats"),
+        "{notes}"
+    );
+    // Nothing allocated: both graphs written, saying so; no page of the last run remains.
+    let run = sites(&["true"]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for svg in ["sites.svg", "sites-peak.svg"] {
+        let text = std::fs::read_to_string(dir.join(svg)).unwrap();
+        assert!(
+            text.contains("true") && !text.contains("kill"),
+            "{svg}: {text}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

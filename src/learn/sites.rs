@@ -109,6 +109,8 @@ pub static LIVE_AT_PEAK: [AtomicI64; SITES + 1] = [const { AtomicI64::new(0) }; 
 /// snapshot, and who is taking one.
 static HEAP_LIVE: AtomicI64 = AtomicI64::new(0);
 static HEAP_PEAK: AtomicI64 = AtomicI64::new(0);
+/// The heap's most live bytes, exactly (the snapshot's total may trail it by 1/64).
+static HEAP_MAX: AtomicI64 = AtomicI64::new(0);
 static SNAPSHOTTING: AtomicBool = AtomicBool::new(false);
 
 /// The size bucket of `size` (see `SIZE_BUCKETS`).
@@ -147,6 +149,9 @@ pub fn set_stack(i: usize, addr: usize, frames: &[usize]) {
 /// copy shows the heap within 1.6 % of its true peak, at a few hundred copies per run.
 pub fn on_heap_change(delta: i64) {
     let live = HEAP_LIVE.fetch_add(delta, Relaxed) + delta;
+    if delta > 0 {
+        HEAP_MAX.fetch_max(live, Relaxed);
+    }
     let peak = HEAP_PEAK.load(Relaxed);
     if delta <= 0 || live <= peak + peak / 64 {
         return;
@@ -163,9 +168,15 @@ pub fn on_heap_change(delta: i64) {
     SNAPSHOTTING.store(false, Release);
 }
 
-/// The heap's live bytes at its last peak snapshot (sites mode).
-pub fn heap_peak() -> i64 {
+/// The heap's live bytes at its last peak snapshot (sites mode): what `LIVE_AT_PEAK`
+/// adds up to.
+pub fn heap_snapshot() -> i64 {
     HEAP_PEAK.load(Relaxed)
+}
+
+/// The heap's most live bytes (sites mode), exactly.
+pub fn heap_peak() -> i64 {
+    HEAP_MAX.load(Relaxed)
 }
 
 /// The heap's live bytes now (sites mode).
