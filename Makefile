@@ -25,7 +25,7 @@ test: test-tools preload
 
 # What the tests run besides cargo: the programs put under LD_PRELOAD, a C compiler, and
 # valgrind for the instruction-count gate. Installed with apt-get when missing (as root).
-TEST_TOOLS := sqlite3:sqlite3 cc:gcc python3:python3 sort:coreutils git:git valgrind:valgrind redis-server:redis-server
+TEST_TOOLS := sqlite3:sqlite3 cc:gcc c++:g++ python3:python3 sort:coreutils git:git valgrind:valgrind redis-server:redis-server
 test-tools:
 	@missing=""; for pair in $(TEST_TOOLS); do \
 		command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \

@@ -15,6 +15,56 @@ use crate::size_class::MIN_ALIGN;
 use core::ffi::c_void;
 use cpath::site;
 
+/// C++ `operator new` (and `new[]`) called from code address `caller`: the C++ code that
+/// asked is the call site, not libstdc++'s wrapper around `malloc`. On failure, as the
+/// standard says: the installed new-handler is called and the allocation retried, and
+/// without one `std::bad_alloc` is thrown (both looked up in the program's libstdc++, which
+/// is loaded wherever `operator new` is called; without it, abort).
+pub extern "C" fn hak_new_from(size: usize, caller: usize) -> *mut c_void {
+    loop {
+        let p = cpath::malloc(size, caller);
+        if !p.is_null() {
+            return p as *mut c_void;
+        }
+        match cxx_symbol(c"_ZSt15get_new_handlerv") {
+            // SAFETY: std::get_new_handler(): no arguments, returns a function pointer.
+            Some(get) => match unsafe {
+                core::mem::transmute::<*mut c_void, extern "C" fn() -> Option<extern "C" fn()>>(get)
+            }() {
+                Some(handler) => handler(), // may free memory, throw, or end the process
+                None => throw_bad_alloc(),
+            },
+            None => throw_bad_alloc(),
+        }
+    }
+}
+
+/// `operator new(size, std::nothrow)`: null on failure (after the new-handler, as above,
+/// would only matter for a handler that frees memory; glibc's libstdc++ does the same loop).
+pub extern "C" fn hak_new_nothrow_from(size: usize, caller: usize) -> *mut c_void {
+    cpath::malloc(size, caller) as *mut c_void
+}
+
+/// A libstdc++ function by its mangled name, from the loaded program.
+fn cxx_symbol(name: &core::ffi::CStr) -> Option<*mut c_void> {
+    // SAFETY: a NUL-terminated name; RTLD_DEFAULT searches the loaded modules.
+    let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    (!f.is_null()).then_some(f)
+}
+
+fn throw_bad_alloc() -> ! {
+    if let Some(f) = cxx_symbol(c"_ZSt17__throw_bad_allocv") {
+        // SAFETY: std::__throw_bad_alloc(): no arguments, never returns (it throws).
+        let throw = unsafe { core::mem::transmute::<*mut c_void, extern "C" fn() -> !>(f) };
+        throw();
+    }
+    crate::diag::eprint_line(format_args!(
+        "hakmem: operator new: out of memory, and no libstdc++ to throw std::bad_alloc"
+    ));
+    // SAFETY: abort has no preconditions.
+    unsafe { libc::abort() }
+}
+
 /// `_exit` and `_Exit`: in the sites mode, the exit report first (a process that ends
 /// with `_exit`, as a forked child or `dash` does, skips the destructors that write it),
 /// then the process ends as `_exit` ends it. Outside the sites mode, only the latter.

@@ -107,3 +107,91 @@ pub extern "C" fn _exit(status: i32) -> ! {
 pub extern "C" fn _Exit(status: i32) -> ! {
     ffi::hak_exit(status)
 }
+
+// C++ `operator new` and `delete` (the Itanium C++ ABI's names), as tcmalloc and jemalloc
+// export them: a `new` is served here directly, with the C++ code that called it as its
+// call site (through libstdc++'s wrapper, every `new` of a program would be one site, in
+// libstdc++). The aligned variants stay libstdc++'s, which call `aligned_alloc` and `free`.
+
+/// `operator new(size_t)`.
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+#[no_mangle]
+pub extern "C" fn _Znwm(size: usize) -> *mut c_void {
+    core::arch::naked_asm!("mov rsi, qword ptr [rsp]", "jmp {f}", f = sym ffi::hak_new_from)
+}
+
+/// `operator new[](size_t)`.
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+#[no_mangle]
+pub extern "C" fn _Znam(size: usize) -> *mut c_void {
+    core::arch::naked_asm!("mov rsi, qword ptr [rsp]", "jmp {f}", f = sym ffi::hak_new_from)
+}
+
+/// `operator new(size_t, const std::nothrow_t&)`.
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+#[no_mangle]
+pub extern "C" fn _ZnwmRKSt9nothrow_t(size: usize, _nothrow: *const c_void) -> *mut c_void {
+    core::arch::naked_asm!(
+        "mov rsi, qword ptr [rsp]",
+        "jmp {f}",
+        f = sym ffi::hak_new_nothrow_from
+    )
+}
+
+/// `operator new[](size_t, const std::nothrow_t&)`.
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+#[no_mangle]
+pub extern "C" fn _ZnamRKSt9nothrow_t(size: usize, _nothrow: *const c_void) -> *mut c_void {
+    core::arch::naked_asm!(
+        "mov rsi, qword ptr [rsp]",
+        "jmp {f}",
+        f = sym ffi::hak_new_nothrow_from
+    )
+}
+
+/// `operator delete(void*)`, `delete[]`, the sized and nothrow forms: `free`.
+#[cfg(target_arch = "x86_64")]
+#[no_mangle]
+pub unsafe extern "C" fn _ZdlPv(p: *mut c_void) {
+    // SAFETY: the C++ contract of delete: p is null or from new.
+    unsafe { ffi::hak_free(p) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[no_mangle]
+pub unsafe extern "C" fn _ZdaPv(p: *mut c_void) {
+    // SAFETY: as `_ZdlPv`.
+    unsafe { ffi::hak_free(p) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[no_mangle]
+pub unsafe extern "C" fn _ZdlPvm(p: *mut c_void, _size: usize) {
+    // SAFETY: as `_ZdlPv`.
+    unsafe { ffi::hak_free(p) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[no_mangle]
+pub unsafe extern "C" fn _ZdaPvm(p: *mut c_void, _size: usize) {
+    // SAFETY: as `_ZdlPv`.
+    unsafe { ffi::hak_free(p) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[no_mangle]
+pub unsafe extern "C" fn _ZdlPvRKSt9nothrow_t(p: *mut c_void, _nothrow: *const c_void) {
+    // SAFETY: as `_ZdlPv`.
+    unsafe { ffi::hak_free(p) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[no_mangle]
+pub unsafe extern "C" fn _ZdaPvRKSt9nothrow_t(p: *mut c_void, _nothrow: *const c_void) {
+    // SAFETY: as `_ZdlPv`.
+    unsafe { ffi::hak_free(p) }
+}

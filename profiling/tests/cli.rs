@@ -408,3 +408,67 @@ fn sites_passes_on_the_exit_status_and_counts_processes_that_end_with_exit() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// C++: the preload serves `operator new` itself, so each function that calls `new` is its
+/// own site (not libstdc++'s wrapper), named demangled with its template argument and
+/// namespace; `new` out of memory still throws `std::bad_alloc` and the nothrow form still
+/// returns null.
+#[test]
+fn sites_names_the_cxx_functions_that_call_new() {
+    let dir = std::env::temp_dir().join(format!("hakprof-sites-cxx-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/two_news.cpp");
+    let exe = dir.join("two_news");
+    let cxx = Command::new("c++")
+        .args(["-O0", "-g", "-o"])
+        .arg(&exe)
+        .arg(src)
+        .status()
+        .expect("c++");
+    assert!(cxx.success());
+    let plain = Command::new(&exe).output().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_hakprof"))
+        .args(["sites", "--out"])
+        .arg(&dir)
+        .arg("--")
+        .arg(&exe)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        run.stdout, plain.stdout,
+        "the same output as without the preload"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "bad_alloc\nnothrow 1\nkept 1\n"
+    );
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sites.json")).unwrap()).unwrap();
+    let find = |name: &str| {
+        json["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["symbol"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no site {name}: {json}"))
+    };
+    let make = find("double* shapes::make<double>(int)");
+    assert_eq!(
+        (&make["count"], &make["bytes"]),
+        (&50.into(), &(50 * 64).into())
+    );
+    let build = find("shapes::build()");
+    assert_eq!(
+        (&build["count"], &build["bytes"]),
+        (&20.into(), &(20 * 64).into())
+    );
+    assert_eq!(build["live_at_exit"], 64, "one node kept");
+    assert_eq!(find("shapes::build_quietly()")["count"], 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
