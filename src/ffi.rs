@@ -10,7 +10,6 @@
 use crate::config;
 use crate::front::{api, census, cpath};
 use crate::os::PAGE;
-use crate::site::Site;
 use crate::size_class::MIN_ALIGN;
 use core::ffi::c_void;
 use cpath::site;
@@ -178,9 +177,23 @@ unsafe fn realloc_counted(p: *mut u8, size: usize, caller: usize) -> *mut u8 {
 /// # Safety
 /// As `hak_realloc`.
 pub unsafe extern "C" fn hak_reallocarray(p: *mut c_void, n: usize, m: usize) -> *mut c_void {
+    // SAFETY: forwarded.
+    unsafe { hak_reallocarray_from(p, n, m, 0) }
+}
+
+/// `reallocarray` called from code address `caller`.
+///
+/// # Safety
+/// As `hak_realloc`.
+pub unsafe extern "C" fn hak_reallocarray_from(
+    p: *mut c_void,
+    n: usize,
+    m: usize,
+    caller: usize,
+) -> *mut c_void {
     match n.checked_mul(m) {
         // SAFETY: forwarded.
-        Some(size) => unsafe { hak_realloc(p, size) },
+        Some(size) => unsafe { hak_realloc_from(p, size, caller) },
         None => {
             set_errno(libc::ENOMEM);
             core::ptr::null_mut()
@@ -188,20 +201,30 @@ pub unsafe extern "C" fn hak_reallocarray(p: *mut c_void, n: usize, m: usize) ->
     }
 }
 
+/// An aligned block for `caller` (0: unknown), counted in the sites mode; null when out of
+/// memory (callers set `errno` or return the code).
+fn aligned_at(size: usize, align: usize, caller: usize) -> *mut u8 {
+    let p = api::malloc_aligned(size, align, site(caller));
+    if config::get().sites {
+        census::record_alloc(caller, size, p);
+    }
+    p
+}
+
 /// `aligned_alloc`: C11 and glibc 2.38 refuse an alignment that is not a power of two.
-fn aligned(align: usize, size: usize) -> *mut c_void {
+fn aligned(align: usize, size: usize, caller: usize) -> *mut c_void {
     if !align.is_power_of_two() {
         set_errno(libc::EINVAL);
         return core::ptr::null_mut();
     }
-    oom(api::malloc_aligned(size, align, Site::UNKNOWN))
+    oom(aligned_at(size, align, caller))
 }
 
 /// `memalign` as glibc has it: any alignment is taken, raised to at least `MIN_ALIGN` and
 /// to the next power of two; only one past the largest power of two fails (EINVAL).
-fn memalign_like_glibc(align: usize, size: usize) -> *mut c_void {
+fn memalign_like_glibc(align: usize, size: usize, caller: usize) -> *mut c_void {
     match align.max(MIN_ALIGN).checked_next_power_of_two() {
-        Some(a) => oom(api::malloc_aligned(size, a, Site::UNKNOWN)),
+        Some(a) => oom(aligned_at(size, a, caller)),
         None => {
             set_errno(libc::EINVAL);
             core::ptr::null_mut()
@@ -216,10 +239,24 @@ pub unsafe extern "C" fn hak_posix_memalign(
     align: usize,
     size: usize,
 ) -> libc::c_int {
+    // SAFETY: forwarded.
+    unsafe { hak_posix_memalign_from(out, align, size, 0) }
+}
+
+/// `posix_memalign` called from code address `caller`.
+///
+/// # Safety
+/// `out` must be valid for a pointer write.
+pub unsafe extern "C" fn hak_posix_memalign_from(
+    out: *mut *mut c_void,
+    align: usize,
+    size: usize,
+    caller: usize,
+) -> libc::c_int {
     if !align.is_power_of_two() || align % core::mem::size_of::<*mut c_void>() != 0 {
         return libc::EINVAL;
     }
-    let p = api::malloc_aligned(size, align, Site::UNKNOWN);
+    let p = aligned_at(size, align, caller);
     if p.is_null() {
         return libc::ENOMEM;
     }
@@ -229,21 +266,37 @@ pub unsafe extern "C" fn hak_posix_memalign(
 }
 
 pub extern "C" fn hak_aligned_alloc(align: usize, size: usize) -> *mut c_void {
-    aligned(align, size)
+    aligned(align, size, 0)
+}
+
+pub extern "C" fn hak_aligned_alloc_from(align: usize, size: usize, caller: usize) -> *mut c_void {
+    aligned(align, size, caller)
 }
 
 pub extern "C" fn hak_memalign(align: usize, size: usize) -> *mut c_void {
-    memalign_like_glibc(align, size)
+    memalign_like_glibc(align, size, 0)
+}
+
+pub extern "C" fn hak_memalign_from(align: usize, size: usize, caller: usize) -> *mut c_void {
+    memalign_like_glibc(align, size, caller)
 }
 
 pub extern "C" fn hak_valloc(size: usize) -> *mut c_void {
-    memalign_like_glibc(PAGE, size)
+    memalign_like_glibc(PAGE, size, 0)
+}
+
+pub extern "C" fn hak_valloc_from(size: usize, caller: usize) -> *mut c_void {
+    memalign_like_glibc(PAGE, size, caller)
+}
+
+pub extern "C" fn hak_pvalloc(size: usize) -> *mut c_void {
+    hak_pvalloc_from(size, 0)
 }
 
 /// `pvalloc`: whole pages (at least one), page-aligned.
-pub extern "C" fn hak_pvalloc(size: usize) -> *mut c_void {
+pub extern "C" fn hak_pvalloc_from(size: usize, caller: usize) -> *mut c_void {
     match size.max(1).checked_next_multiple_of(PAGE) {
-        Some(rounded) => memalign_like_glibc(PAGE, rounded),
+        Some(rounded) => memalign_like_glibc(PAGE, rounded, caller),
         None => oom(core::ptr::null_mut()),
     }
 }

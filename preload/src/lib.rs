@@ -1,9 +1,10 @@
 //! `libhakmem.so`: the C allocation ABI over hakmem, for `LD_PRELOAD`. Each export is a
 //! thin forward to `hakmem::ffi`.
 //!
-//! `malloc`, `calloc` and `realloc` also pass their caller's return address, the call-site
-//! id of the learning layer. On x86-64 they are naked entry points that load it from the
-//! stack top and tail-jump: two instructions (`mov` + `jmp`) over a plain forward.
+//! Every allocating function (`malloc`, `calloc`, `realloc`, the aligned family, C++'s
+//! `operator new`) also passes its caller's return address, the call-site id of the
+//! learning layer. On x86-64 they are naked entry points that load it from the stack top
+//! and tail-jump: two instructions (`mov` + `jmp`) over a plain forward.
 #![allow(clippy::missing_safety_doc)]
 
 use core::ffi::c_void;
@@ -58,37 +59,42 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     unsafe { ffi::hak_realloc(p, size) }
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, m: usize) -> *mut c_void {
-    // SAFETY: the C contract of reallocarray.
-    unsafe { ffi::hak_reallocarray(p, n, m) }
+// The rest of the family passes its caller too (x86-64: the return address into the first
+// free argument register), so an aligned block is counted for its call site.
+
+/// Naked forwards: `$name($args)` loads the return address into `$reg` and jumps to `$to`.
+macro_rules! with_caller {
+    ($(#[$m:meta])* fn $name:ident($($a:ident: $t:ty),*) -> $r:ty, $reg:literal, $to:path, $plain:expr) => {
+        $(#[$m])*
+        #[cfg(target_arch = "x86_64")]
+        #[unsafe(naked)]
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($a: $t),*) -> $r {
+            core::arch::naked_asm!(concat!("mov ", $reg, ", qword ptr [rsp]"), "jmp {f}", f = sym $to)
+        }
+
+        $(#[$m])*
+        #[cfg(not(target_arch = "x86_64"))]
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($a: $t),*) -> $r {
+            // SAFETY: the C contract of the function, forwarded.
+            unsafe { $plain }
+        }
+    };
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32 {
-    // SAFETY: the C contract of posix_memalign.
-    unsafe { ffi::hak_posix_memalign(out, align, size) }
-}
-
-#[no_mangle]
-pub extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
-    ffi::hak_aligned_alloc(align, size)
-}
-
-#[no_mangle]
-pub extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
-    ffi::hak_memalign(align, size)
-}
-
-#[no_mangle]
-pub extern "C" fn valloc(size: usize) -> *mut c_void {
-    ffi::hak_valloc(size)
-}
-
-#[no_mangle]
-pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
-    ffi::hak_pvalloc(size)
-}
+with_caller!(fn reallocarray(p: *mut c_void, n: usize, m: usize) -> *mut c_void, "rcx",
+    ffi::hak_reallocarray_from, ffi::hak_reallocarray(p, n, m));
+with_caller!(fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> i32, "rcx",
+    ffi::hak_posix_memalign_from, ffi::hak_posix_memalign(out, align, size));
+with_caller!(fn aligned_alloc(align: usize, size: usize) -> *mut c_void, "rdx",
+    ffi::hak_aligned_alloc_from, ffi::hak_aligned_alloc(align, size));
+with_caller!(fn memalign(align: usize, size: usize) -> *mut c_void, "rdx",
+    ffi::hak_memalign_from, ffi::hak_memalign(align, size));
+with_caller!(fn valloc(size: usize) -> *mut c_void, "rsi",
+    ffi::hak_valloc_from, ffi::hak_valloc(size));
+with_caller!(fn pvalloc(size: usize) -> *mut c_void, "rsi",
+    ffi::hak_pvalloc_from, ffi::hak_pvalloc(size));
 
 #[no_mangle]
 pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {

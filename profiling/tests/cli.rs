@@ -151,7 +151,16 @@ fn sites_names_both_allocating_functions_with_exact_counts_and_the_leak() {
     assert_eq!(buffers["live_at_exit"], 1 << 20, "one buffer is left live");
     assert_eq!(buffers["peak_live_bytes"], 3 << 20);
     assert!(buffers["file"].as_str().unwrap().ends_with("two_sites.c"));
-    assert_eq!(buffers["line"], 16);
+    let malloc_line = std::fs::read_to_string(src)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("b[i] = malloc(1 << 20);"))
+        .unwrap()
+        + 1;
+    assert_eq!(
+        buffers["line"], malloc_line,
+        "the line of make_buffers' malloc"
+    );
     let nodes = find("make_nodes");
     assert_eq!(nodes["count"], 100);
     assert_eq!(nodes["bytes"], 4800);
@@ -174,6 +183,21 @@ fn sites_names_both_allocating_functions_with_exact_counts_and_the_leak() {
         buffers["threshold"].as_u64().unwrap() > 0,
         "a big site's threshold"
     );
+    // The aligned family has call sites too.
+    // (Two rows: aligned_alloc's line and posix_memalign's.)
+    let aligned: Vec<&Value> = sites
+        .iter()
+        .filter(|s| s["symbol"] == "make_aligned")
+        .collect();
+    let sum = |key: &str| {
+        aligned
+            .iter()
+            .map(|s| s[key].as_i64().unwrap())
+            .sum::<i64>()
+    };
+    assert_eq!(aligned.len(), 2, "{aligned:?}");
+    assert_eq!((sum("count"), sum("bytes")), (6, 5 * 256 + 128));
+    assert_eq!(sum("live_at_exit"), 0);
     let scratch = find("make_scratch");
     assert_eq!(
         (&scratch["count"], &scratch["temporary"]),

@@ -3,7 +3,8 @@
  * (48 bytes each) and frees them all, the last one right after it was made (so 1
  * temporary allocation); make_scratch makes 10 temporaries of 200 bytes, each freed before
  * the next allocation, called through build_tree so its stack has a caller between it and
- * main. Built with -O0 -g so each function keeps its one call to malloc and its line. */
+ * main; make_aligned makes 5 blocks with aligned_alloc and 1 with posix_memalign, freed.
+ * Built with -O0 -g so each function keeps its one call to malloc and its line. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,16 @@ __attribute__((noinline)) static void make_scratch(void) {
     }
 }
 
+__attribute__((noinline)) static void make_aligned(void) {
+    void *a[6];
+    for (int i = 0; i < 5; i++)
+        a[i] = aligned_alloc(64, 256);
+    if (posix_memalign(&a[5], 4096, 128) != 0)
+        abort();
+    for (int i = 0; i < 6; i++)
+        free(a[i]);
+}
+
 __attribute__((noinline)) static void build_tree(void) {
     make_scratch();
 }
@@ -47,6 +58,7 @@ int main(void) {
     make_buffers();
     make_nodes();
     build_tree();
+    make_aligned();
     free(NULL); /* defined to do nothing: the sites mode once crashed on it */
     printf("done %p\n", leaked != NULL ? (void *)1 : NULL);
     return 0;
