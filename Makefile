@@ -6,7 +6,7 @@ GUNGRAUN_VERSION := 0.20.0
 IAI_RESULTS  := target/iai.jsonl
 IAI_BASELINE := microbench/iai-baseline.tsv
 
-.PHONY: build preload test test-tools test-fast stress bench bench-report bench-programs peer-libs iai iai-runner iai-check iai-bless profile profile-tools miri fmt clippy clean
+.PHONY: sites-cost build preload test test-tools test-fast stress bench bench-report bench-programs peer-libs iai iai-runner iai-check iai-bless profile profile-tools miri fmt clippy clean
 
 build:
 	$(CARGO) build --release --workspace
@@ -108,6 +108,10 @@ iai-bless: iai-runner preload
 # the other builds keep their flags and their caches. The C-path rows need libhakmem.so and
 # the peers' libraries (hakprof says which are missing and goes on without them).
 PROFILE_TARGET := target/profile
+# The sites mode's cost (README): instructions under callgrind and time, without and with it.
+sites-cost: preload test-tools
+	sh scripts/sites-cost.sh
+
 profile: profile-tools preload
 	@$(MAKE) -s peer-libs || echo "hakprof goes on without the missing peers"
 	RUSTFLAGS="-C force-frame-pointers=yes" CARGO_TARGET_DIR=$(PROFILE_TARGET) $(CARGO) build --release -p profiling

@@ -416,6 +416,18 @@ fn sites_passes_on_the_exit_status_and_counts_processes_that_end_with_exit() {
         notes.contains("signal 9") && notes.contains("wrote no stats"),
         "{notes}"
     );
+    // A --process that matches nothing names the processes there were.
+    let run = Command::new(env!("CARGO_BIN_EXE_hakprof"))
+        .args(["sites", "--process", "nosuch", "--out"])
+        .arg(&dir)
+        .args(["--", "sh", "-c", "ls / >/dev/null"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !run.status.success() && err.contains("no process named nosuch") && err.contains("ls"),
+        "{err}"
+    );
     // Nothing allocated: both graphs written, saying so; no page of the last run remains.
     let run = sites(&["true"]);
     assert!(
