@@ -30,6 +30,7 @@ pub mod run;
 pub mod sim;
 pub mod sites;
 pub mod subtract;
+pub mod symbols;
 pub mod syscalls;
 
 /// Where generated files go.
