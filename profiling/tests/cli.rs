@@ -106,22 +106,32 @@ fn every_subcommand_has_help_and_bad_input_is_a_clear_error() {
     assert!(!out.status.success());
 }
 
+/// Builds `tests/data/<file>` with `compiler -O0 -g` into `dir`: (source, executable).
+fn build_test_program(
+    compiler: &str,
+    file: &str,
+    dir: &std::path::Path,
+) -> (String, std::path::PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let src = format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
+    let exe = dir.join(file.split('.').next().unwrap());
+    let status = Command::new(compiler)
+        .args(["-O0", "-g", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .status()
+        .expect(compiler);
+    assert!(status.success(), "{compiler} {src}");
+    (src, exe)
+}
+
 /// `hakprof sites` on a C program of the repository with two known allocating functions:
 /// `sites.json` names both with their exact counts and bytes, and the leak column shows the
 /// one block left live on purpose.
 #[test]
 fn sites_names_both_allocating_functions_with_exact_counts_and_the_leak() {
     let dir = std::env::temp_dir().join(format!("hakprof-sites-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/two_sites.c");
-    let exe = dir.join("two_sites");
-    let cc = Command::new("cc")
-        .args(["-O0", "-g", "-o"])
-        .arg(&exe)
-        .arg(src)
-        .status()
-        .expect("cc");
-    assert!(cc.success());
+    let (src, exe) = build_test_program("cc", "two_sites.c", &dir);
     let out = Command::new(env!("CARGO_BIN_EXE_hakprof"))
         .args(["sites", "--out"])
         .arg(&dir)
@@ -452,16 +462,7 @@ fn sites_passes_on_the_exit_status_and_counts_processes_that_end_with_exit() {
 #[test]
 fn sites_names_the_cxx_functions_that_call_new() {
     let dir = std::env::temp_dir().join(format!("hakprof-sites-cxx-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/two_news.cpp");
-    let exe = dir.join("two_news");
-    let cxx = Command::new("c++")
-        .args(["-O0", "-g", "-o"])
-        .arg(&exe)
-        .arg(src)
-        .status()
-        .expect("c++");
-    assert!(cxx.success());
+    let (_, exe) = build_test_program("c++", "two_news.cpp", &dir);
     let plain = Command::new(&exe).output().unwrap();
     let run = Command::new(env!("CARGO_BIN_EXE_hakprof"))
         .args(["sites", "--out"])
