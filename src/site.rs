@@ -26,6 +26,16 @@ impl Site {
         Site::from_u64(x)
     }
 
+    /// The site of the C ABI's caller return address `caller` (0: not known).
+    #[inline]
+    pub fn of_caller(caller: usize) -> Site {
+        if caller == 0 {
+            Site::UNKNOWN
+        } else {
+            Site::from_return_address(caller)
+        }
+    }
+
     /// A site id from a code address (the C ABI's caller return address). Never 0.
     #[inline]
     pub fn from_return_address(addr: usize) -> Site {

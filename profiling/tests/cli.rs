@@ -106,6 +106,23 @@ fn every_subcommand_has_help_and_bad_input_is_a_clear_error() {
     assert!(!out.status.success());
 }
 
+/// `hakprof sites OPTIONS --out DIR -- COMMAND…`, run to its end.
+fn hakprof_sites<S: AsRef<std::ffi::OsStr>>(
+    dir: &std::path::Path,
+    options: &[&str],
+    command: &[S],
+) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hakprof"))
+        .arg("sites")
+        .args(options)
+        .arg("--out")
+        .arg(dir)
+        .arg("--")
+        .args(command)
+        .output()
+        .unwrap()
+}
+
 /// Builds `tests/data/<file>` with `compiler -O0 -g` into `dir`: (source, executable).
 fn build_test_program(
     compiler: &str,
@@ -132,13 +149,7 @@ fn build_test_program(
 fn sites_names_both_allocating_functions_with_exact_counts_and_the_leak() {
     let dir = std::env::temp_dir().join(format!("hakprof-sites-{}", std::process::id()));
     let (src, exe) = build_test_program("cc", "two_sites.c", &dir);
-    let out = Command::new(env!("CARGO_BIN_EXE_hakprof"))
-        .args(["sites", "--out"])
-        .arg(&dir)
-        .arg("--")
-        .arg(&exe)
-        .output()
-        .unwrap();
+    let out = hakprof_sites(&dir, &[], &[&exe]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -302,14 +313,8 @@ fn sites_runs_under_sqlite3_python3_gcc_and_git() {
     ];
     for (program, args) in runs {
         let out = dir.join(program);
-        let run = Command::new(env!("CARGO_BIN_EXE_hakprof"))
-            .args(["sites", "--top", "3", "--out"])
-            .arg(&out)
-            .arg("--")
-            .arg(program)
-            .args(&args)
-            .output()
-            .unwrap();
+        let command: Vec<&str> = std::iter::once(program).chain(args).collect();
+        let run = hakprof_sites(&out, &["--top", "3"], &command);
         assert!(
             run.status.success(),
             "{program}: {}{}",
@@ -352,12 +357,8 @@ fn sites_runs_a_bounded_redis_server() {
          redis-benchmark -p {port} -n 5000 -q -t set,get,lpush >/dev/null && \
          redis-cli -p {port} shutdown nosave; wait"
     );
-    let run = Command::new(env!("CARGO_BIN_EXE_hakprof"))
-        .args(["sites", "--top", "5", "--process", "redis-server", "--out"])
-        .arg(&dir)
-        .args(["--", "sh", "-c", &script])
-        .output()
-        .unwrap();
+    let options = ["--top", "5", "--process", "redis-server"];
+    let run = hakprof_sites(&dir, &options, &["sh", "-c", &script]);
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(
         run.status.success(),
@@ -385,15 +386,7 @@ fn sites_runs_a_bounded_redis_server() {
 #[test]
 fn sites_passes_on_the_exit_status_and_counts_processes_that_end_with_exit() {
     let dir = std::env::temp_dir().join(format!("hakprof-sites-exit-{}", std::process::id()));
-    let sites = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_hakprof"))
-            .args(["sites", "--out"])
-            .arg(&dir)
-            .arg("--")
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let sites = |args: &[&str]| hakprof_sites(&dir, &[], args);
     let json = || -> Value {
         serde_json::from_str(&std::fs::read_to_string(dir.join("sites.json")).unwrap()).unwrap()
     };
@@ -427,12 +420,11 @@ fn sites_passes_on_the_exit_status_and_counts_processes_that_end_with_exit() {
         "{notes}"
     );
     // A --process that matches nothing names the processes there were.
-    let run = Command::new(env!("CARGO_BIN_EXE_hakprof"))
-        .args(["sites", "--process", "nosuch", "--out"])
-        .arg(&dir)
-        .args(["--", "sh", "-c", "ls / >/dev/null"])
-        .output()
-        .unwrap();
+    let run = hakprof_sites(
+        &dir,
+        &["--process", "nosuch"],
+        &["sh", "-c", "ls / >/dev/null"],
+    );
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(
         !run.status.success() && err.contains("no process named nosuch") && err.contains("ls"),
@@ -464,13 +456,7 @@ fn sites_names_the_cxx_functions_that_call_new() {
     let dir = std::env::temp_dir().join(format!("hakprof-sites-cxx-{}", std::process::id()));
     let (_, exe) = build_test_program("c++", "two_news.cpp", &dir);
     let plain = Command::new(&exe).output().unwrap();
-    let run = Command::new(env!("CARGO_BIN_EXE_hakprof"))
-        .args(["sites", "--out"])
-        .arg(&dir)
-        .arg("--")
-        .arg(&exe)
-        .output()
-        .unwrap();
+    let run = hakprof_sites(&dir, &[], &[&exe]);
     assert!(
         run.status.success(),
         "{}",

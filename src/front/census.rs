@@ -24,7 +24,7 @@ pub fn record_alloc(caller: usize, size: usize, p: *mut u8) {
     if p.is_null() {
         return;
     }
-    let slot = sites::slot(site_of(caller));
+    let slot = sites::slot(Site::of_caller(caller));
     // A site's first allocation keeps its stack; a sampled one (by bytes) adds its stack
     // to the sampled stacks. One unwind serves both.
     let first = caller != 0 && sites::note_first(slot, caller);
@@ -53,16 +53,6 @@ pub fn record_located(site: Site, at: &'static Location<'static>, size: usize, p
     let slot = sites::slot(site);
     sites::note_location(slot, at);
     count(slot, size, p);
-}
-
-/// The call site of return address `caller` (0: unknown).
-#[inline]
-pub fn site_of(caller: usize) -> Site {
-    if caller == 0 {
-        Site::UNKNOWN
-    } else {
-        Site::from_return_address(caller)
-    }
 }
 
 fn count(slot: usize, size: usize, p: *mut u8) {

@@ -57,7 +57,7 @@ fn malloc_slow(size: usize, caller: usize) -> *mut u8 {
 /// The call site of return address `caller` (0: unknown).
 #[inline]
 pub fn site(caller: usize) -> Site {
-    census::site_of(caller)
+    Site::of_caller(caller)
 }
 
 /// `free`: null does nothing; a pointer that is not a live block of ours aborts.
