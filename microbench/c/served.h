@@ -4,7 +4,9 @@
  * measurement (the original hakmem's benchmarks once measured glibc without knowing). */
 #ifndef HAKMEM_SERVED_H
 #define HAKMEM_SERVED_H
+#ifndef _GNU_SOURCE /* g++ defines it */
 #define _GNU_SOURCE
+#endif
 #include <dlfcn.h>
 #include <stdio.h>
 #include <unistd.h>

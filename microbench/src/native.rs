@@ -90,23 +90,27 @@ pub fn find_lib(file: &str) -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-/// Compiles the C program `src` (under `microbench/c/`) to `target/native/<name>` with
-/// the flags every program of the suite uses; returns the binary.
+/// Compiles the C (or, for `.cpp`, C++) program `src` (under `microbench/c/`) to
+/// `target/native/<name>` with the flags every program of the suite uses; returns the binary.
 pub fn build(src: &str) -> Result<PathBuf, String> {
     let source = root().join("microbench/c").join(src);
-    let out = root()
-        .join("target/native")
-        .join(src.trim_end_matches(".c"));
+    let (stem, compiler) = match src.strip_suffix(".cpp") {
+        Some(stem) => (stem, "c++"),
+        None => (src.trim_end_matches(".c"), "cc"),
+    };
+    let out = root().join("target/native").join(stem);
     std::fs::create_dir_all(out.parent().unwrap()).map_err(|e| e.to_string())?;
-    let status = Command::new("cc")
+    let status = Command::new(compiler)
         .args(["-O2", "-fno-builtin", "-pthread", "-o"])
         .arg(&out)
         .arg(&source)
         .args(["-ldl", "-lm"])
         .status()
-        .map_err(|e| format!("cannot run cc: {e} (make test-tools installs gcc)"))?;
+        .map_err(|e| {
+            format!("cannot run {compiler}: {e} (make test-tools installs gcc and g++)")
+        })?;
     if !status.success() {
-        return Err(format!("cc failed on {}", source.display()));
+        return Err(format!("{compiler} failed on {}", source.display()));
     }
     Ok(out)
 }

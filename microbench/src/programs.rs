@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// (name, source under `microbench/c/programs/`, what it is).
-pub const PROGRAMS: [(&str, &str, &str); 14] = [
+pub const PROGRAMS: [(&str, &str, &str); 15] = [
     (
         "larson",
         "larson.c",
@@ -79,6 +79,11 @@ pub const PROGRAMS: [(&str, &str, &str); 14] = [
         "a block grown 1 MiB → 64 MiB by doubling, 20 times",
     ),
     ("mixed", "mixed.c", "mixed sizes, 2 % long-lived tail"),
+    (
+        "cxx-containers",
+        "cxx_containers.cpp",
+        "C++ new/delete: std::map<int, std::string> churn, unique_ptr vectors, lists",
+    ),
 ];
 
 /// The start-up row: a shell starting `/bin/true` this many times.
