@@ -3,8 +3,16 @@
 //! An open-addressing hash set in its own mapping. Changes (a block mapped, released or
 //! moved) take a spin lock; lookups take none: they read the table as a seqlock reader
 //! (the version is odd while a change is under way, and a lookup that saw it change
-//! looks again). A table outgrown is never unmapped, only emptied with `MADV_DONTNEED`,
-//! so a lookup still reading it reads zeros, not unmapped memory, and then looks again.
+//! looks again).
+//!
+//! A lookup reads one pointer, `CURRENT`, to an array that carries its own capacity in its
+//! first word, and probes only that array, within that capacity: an array and its size are
+//! never read apart (two loads, of an array and of a capacity, could pair the old array
+//! with the new, doubled capacity while the table grows). An outgrown array is never
+//! unmapped, only emptied with `MADV_DONTNEED`, so a lookup still reading it reads zeros
+//! (a capacity of 0: nothing found) rather than unmapped memory, and its version check
+//! sends it round again. The outgrown arrays add up to less than the current one (each is
+//! half the next), so keeping their address space costs at most as much as the table.
 
 use crate::lock::SpinLock;
 use crate::os;
@@ -13,8 +21,45 @@ use core::sync::atomic::{
     fence, AtomicPtr, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
 
+/// A slot array: its capacity (a power of two), then that many slots (0: empty).
+#[repr(C)]
+struct Slots {
+    cap: AtomicUsize,
+    slots: [AtomicUsize; 0],
+}
+
+impl Slots {
+    /// A zeroed array for `cap` slots in a mapping of its own; null when out of memory.
+    /// (Test builds put an inaccessible page after it, so a read past it faults.)
+    fn map(cap: usize) -> *mut Slots {
+        let bytes = (cap + 1) * 8;
+        let guard = if cfg!(test) { os::PAGE } else { 0 };
+        let p = os::map(0, os::round_up(bytes, os::PAGE) + guard) as *mut Slots;
+        if p.is_null() {
+            return p;
+        }
+        if guard != 0 {
+            let end = (p as usize + os::round_up(bytes, os::PAGE)) as *mut libc::c_void;
+            // SAFETY: the guard page is the last page of our fresh mapping.
+            unsafe { libc::mprotect(end, guard, libc::PROT_NONE) };
+        }
+        // SAFETY: a fresh mapping with room for the header.
+        unsafe { (*p).cap.store(cap, Relaxed) };
+        p
+    }
+
+    /// Slot `i` (`i < cap`) of the array at `s`.
+    ///
+    /// # Safety
+    /// `s` is a mapped array (see `Slots::map`) whose capacity exceeds `i`.
+    unsafe fn slot<'a>(s: *const Slots, i: usize) -> &'a AtomicUsize {
+        // SAFETY: per the caller, the slot lies inside the mapping.
+        unsafe { &*(&raw const (*s).slots).cast::<AtomicUsize>().add(i) }
+    }
+}
+
 struct Table {
-    slots: *mut AtomicUsize,
+    slots: *mut Slots,
     cap: usize,
     len: usize,
 }
@@ -29,10 +74,9 @@ static TABLE: SpinLock<Table> = SpinLock::new(
         len: 0,
     },
 );
-/// What lookups read: the current slot array and its capacity, and the change count
-/// (odd while a change is under way).
-static SLOTS: AtomicPtr<AtomicUsize> = AtomicPtr::new(ptr::null_mut());
-static CAP: AtomicUsize = AtomicUsize::new(0);
+/// What lookups read: the current slot array (null: none yet), and the change count (odd
+/// while a change is under way).
+static CURRENT: AtomicPtr<Slots> = AtomicPtr::new(ptr::null_mut());
 static VERSION: AtomicUsize = AtomicUsize::new(0);
 
 const MIN_CAP: usize = 1024;
@@ -43,27 +87,24 @@ fn home(key: usize, cap: usize) -> usize {
     (h >> (64 - cap.trailing_zeros())) as usize
 }
 
-/// Slot `i` of `slots`.
-///
-/// # Safety
-/// `slots` must hold at least `i + 1` slots and stay mapped.
-unsafe fn slot<'a>(slots: *mut AtomicUsize, i: usize) -> &'a AtomicUsize {
-    // SAFETY: per the caller.
-    unsafe { &*slots.add(i) }
-}
-
-/// Whether `key` is in `slots` (capacity `cap`). At most `cap` probes: a lookup racing a
-/// change may see a torn table, and the version check then sends it round again.
-fn probe(slots: *mut AtomicUsize, cap: usize, key: usize) -> bool {
+/// Whether `key` is in the array at `slots` (null: none), read within the capacity that
+/// array holds. At most `cap` probes: a lookup racing a change may see a torn table, and
+/// the version check then sends it round again.
+fn probe(slots: *const Slots, key: usize) -> bool {
     // 0 marks an empty slot: null is never a block (without this test, `contains(null)`
     // found the first empty slot).
-    if cap == 0 || key == 0 {
+    if slots.is_null() || key == 0 {
         return false;
+    }
+    // SAFETY: arrays are never unmapped; the capacity is read once, from the array itself.
+    let cap = unsafe { (*slots).cap.load(Relaxed) };
+    if cap == 0 {
+        return false; // an outgrown array, emptied
     }
     let mut i = home(key, cap);
     for _ in 0..cap {
-        // SAFETY: i < cap; arrays are never unmapped.
-        let v = unsafe { slot(slots, i) }.load(Relaxed);
+        // SAFETY: i < cap, the array's own capacity.
+        let v = unsafe { Slots::slot(slots, i) }.load(Relaxed);
         if v == key {
             return true;
         }
@@ -96,7 +137,7 @@ impl Drop for Change {
 impl Table {
     fn slot(&self, i: usize) -> &AtomicUsize {
         // SAFETY: callers pass i < cap; the slot array holds cap entries.
-        unsafe { slot(self.slots, i) }
+        unsafe { Slots::slot(self.slots, i) }
     }
 
     fn find(&self, key: usize) -> Option<usize> {
@@ -119,7 +160,7 @@ impl Table {
 
     fn grow(&mut self) -> bool {
         let new_cap = if self.cap == 0 { MIN_CAP } else { self.cap * 2 };
-        let slots = os::map(0, new_cap * 8) as *mut AtomicUsize;
+        let slots = Slots::map(new_cap);
         if slots.is_null() {
             return false;
         }
@@ -143,14 +184,15 @@ impl Table {
         {
             let _change = Change::begin();
             *self = new;
-            SLOTS.store(slots, Relaxed);
-            CAP.store(new_cap, Relaxed);
+            // The array and its capacity in one pointer (filled before it is published).
+            CURRENT.store(slots, Release);
         }
         if old.cap != 0 {
             // A lookup may still be reading the old array: it stays mapped, its pages
-            // given back (it reads zeros there, and its version check fails).
+            // given back (it reads zeros there, capacity included, and its version check
+            // fails). A refusal is counted and leaves the old array's pages resident.
             // SAFETY: the old array is ours and nothing writes it any more.
-            unsafe { os::advise(old.slots.cast(), old.cap * 8, libc::MADV_DONTNEED) };
+            unsafe { os::advise(old.slots.cast(), (old.cap + 1) * 8, libc::MADV_DONTNEED) };
         }
         true
     }
@@ -242,7 +284,10 @@ pub fn contains(p: *const u8) -> bool {
     loop {
         let v = VERSION.load(Acquire);
         if v & 1 == 0 {
-            let found = probe(SLOTS.load(Relaxed), CAP.load(Relaxed), p as usize);
+            let slots = CURRENT.load(Acquire);
+            #[cfg(test)]
+            tests::between_loads();
+            let found = probe(slots, p as usize);
             fence(Acquire);
             if VERSION.load(Relaxed) == v {
                 return found;
@@ -266,6 +311,71 @@ pub unsafe fn unlock_after_fork() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    std::thread_local! {
+        /// What this thread's next lookup runs between loading the array and probing it.
+        static BETWEEN: Cell<Option<fn()>> = const { Cell::new(None) };
+    }
+
+    pub(super) fn between_loads() {
+        if let Some(f) = BETWEEN.with(|b| b.take()) {
+            f();
+        }
+    }
+
+    fn current_cap() -> usize {
+        TABLE.lock().cap
+    }
+
+    /// A key whose home in a table of `cap` slots lies in its upper half: a lookup that
+    /// paired an array of `cap / 2` slots with the capacity `cap` would read past it.
+    fn key_homed_past(cap: usize) -> usize {
+        (0..)
+            .map(|i| 0x6600_0000_0000usize + i * 4096 + 32)
+            .find(|&k| home(k, cap) >= cap / 2 + cap / 4)
+            .unwrap()
+    }
+
+    /// A lookup that loaded the array just before the table grew reads that array within
+    /// its own capacity (test builds fault on a read past an array), answers again from
+    /// the new one, and finds what it looks for. Before, the array and the capacity were
+    /// two loads, and this lookup read the old array with the doubled capacity.
+    #[test]
+    fn a_lookup_across_a_growth_reads_only_the_array_it_loaded() {
+        std::thread_local! {
+            static GROWN: Cell<usize> = const { Cell::new(0) };
+        }
+        // Make sure a table exists, then find the capacity it will grow to.
+        let anchor = 0x6500_0000_0020usize;
+        assert!(insert(anchor as *mut u8));
+        fn grow_now() {
+            // Insert keys until this thread sees the table grow (other tests share it).
+            let cap = current_cap();
+            let mut n = 0;
+            while current_cap() == cap {
+                let k = 0x6700_0000_0000usize + n * 4096 + 32;
+                assert!(insert(k as *mut u8));
+                n += 1;
+            }
+            GROWN.with(|g| g.set(n));
+        }
+        let cap = current_cap();
+        let key = key_homed_past(2 * cap);
+        assert!(insert(key as *mut u8));
+        BETWEEN.with(|b| b.set(Some(grow_now)));
+        assert!(contains(key as *const u8), "found after the growth");
+        let n = GROWN.with(|g| g.get());
+        assert!(
+            n > 0 && current_cap() >= 2 * cap,
+            "the table grew during the lookup"
+        );
+        assert!(!contains((key + 16) as *const u8), "a key never inserted");
+        for i in 0..n {
+            assert!(remove((0x6700_0000_0000usize + i * 4096 + 32) as *mut u8));
+        }
+        assert!(remove(key as *mut u8) && remove(anchor as *mut u8));
+    }
 
     /// Lookups take no lock: while another thread inserts and removes thousands of keys
     /// (growing the table, shifting clusters), keys that stay are always found and a key
