@@ -260,6 +260,16 @@ pub fn get() -> &'static Config {
     unsafe { &*GLOBAL.value.get() }
 }
 
+/// The configuration if it has been read, without reading it: for `_exit`, which may run
+/// in a signal handler that interrupted the first read (`get` would wait for it forever).
+pub fn get_if_loaded() -> Option<&'static Config> {
+    if GLOBAL.state.load(Ordering::Acquire) != 2 {
+        return None;
+    }
+    // SAFETY: state 2 means the value was written and is never written again.
+    Some(unsafe { &*GLOBAL.value.get() })
+}
+
 #[cold]
 fn load() {
     if GLOBAL

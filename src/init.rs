@@ -2,11 +2,11 @@
 //! a heap to each thread and parks it at exit, takes every lock around `fork`, and prints
 //! the exit report. Nothing here allocates through `malloc` before the allocator is ready:
 //! the steps that run while `STATE` is `RUNNING` are `pthread_key_create` and reading the
-//! configuration, neither of which allocates; `pthread_atfork` (which may) runs after
-//! `READY`.
+//! configuration, neither of which allocates; `pthread_atfork` (which may) runs at load
+//! (`at_load`), or after `READY`.
 
 use crate::{big, config, learn, pool, stats, tls};
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 const UNINIT: u8 = 0;
 const RUNNING: u8 = 1;
@@ -45,8 +45,28 @@ fn init_slow() {
     // Idle cached big blocks leave on the pool's refills too, not only on big-block calls.
     pool::heap::set_on_refill(big::age_if_due);
     STATE.store(READY, Ordering::Release);
-    // SAFETY: the handlers are `extern "C" fn()` with no preconditions.
-    unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+    // Normally done at load already (`at_load`).
+    register_fork_handlers();
+}
+
+/// Registers the fork handlers, once (at load, or at set-up if the loader ran no
+/// constructor). `pthread_atfork` may allocate: it runs outside `STATE`'s set-up, and the
+/// flag is set first, so an allocation inside it does not register twice.
+fn register_fork_handlers() {
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+    if !REGISTERED.swap(true, Ordering::AcqRel) {
+        // SAFETY: the handlers are `extern "C" fn()` with no preconditions.
+        let r = unsafe {
+            libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child))
+        };
+        if r != 0 {
+            // Only ENOMEM is possible; say it, since a fork child may then inherit a lock
+            // held by a thread it does not have.
+            crate::diag::eprint_line(format_args!(
+                "hakmem: pthread_atfork failed ({r}): fork is unsafe while other threads allocate"
+            ));
+        }
+    }
 }
 
 /// Gives the calling thread a pool heap (on its first pool allocation) and arranges for it
@@ -101,8 +121,27 @@ extern "C" fn fork_parent() {
 
 extern "C" fn fork_child() {
     unlock_all();
+    stats::note_owner();
     pool::heap::after_fork_in_child();
+    // The child has one thread: a busy flag another thread of the parent held stays set
+    // forever here (the sampler would skip every sample, the unwinder every stack).
+    learn::after_fork_in_child();
+    crate::os::after_fork_in_child();
 }
+
+/// Runs when the library is loaded (`.init_array`), before the program's `main` and any
+/// `fork`: the process owns the counters (`stats::note_owner`: a `vfork` child, which shares
+/// them, then knows it is not their owner), and the fork handlers are in place, so every
+/// fork child notes itself as owner too. Two system calls; the allocator itself is still
+/// set up lazily, on the first allocation.
+extern "C" fn at_load() {
+    stats::note_owner();
+    register_fork_handlers();
+}
+
+#[used]
+#[link_section = ".init_array"]
+static AT_LOAD: extern "C" fn() = at_load;
 
 /// Runs at exit (from `.fini_array`, so no `atexit` registration, which may allocate).
 extern "C" fn at_exit() {

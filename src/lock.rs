@@ -75,6 +75,39 @@ impl<T> SpinLock<T> {
         }
     }
 
+    /// Takes the lock if it comes free within about `wait_ns` (spinning, then yielding);
+    /// None otherwise. For the exit report, which may run inside a signal handler (`_exit`
+    /// is async-signal-safe): there the thread it interrupted may hold the lock, and
+    /// waiting for it would wait forever. A try never deadlocks, so the lock order is not
+    /// asserted here (the rank is still recorded while held).
+    pub fn try_lock_within(&self, wait_ns: u64) -> Option<Guard<'_, T>> {
+        let mut start = 0;
+        let mut spins = 0u32;
+        loop {
+            if self
+                .locked
+                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                order::note(self.rank);
+                return Some(Guard { lock: self });
+            }
+            spins += 1;
+            if spins < 64 {
+                core::hint::spin_loop();
+                continue;
+            }
+            let now = crate::os::now_ns();
+            if start == 0 {
+                start = now;
+            } else if now.saturating_sub(start) >= wait_ns {
+                return None;
+            }
+            // SAFETY: sched_yield has no preconditions.
+            unsafe { libc::sched_yield() };
+        }
+    }
+
     /// Takes the lock and keeps it (fork preparation, which takes every lock in rank
     /// order); `force_unlock` gives it back.
     pub fn lock_forever(&self) {
@@ -132,6 +165,11 @@ mod order {
         HELD.with(|h| h.set(held | 1 << rank));
     }
 
+    /// A lock of `rank` taken by a try (no order to check: a try cannot deadlock).
+    pub fn note(rank: u8) {
+        HELD.with(|h| h.set(h.get() | 1 << rank));
+    }
+
     pub fn release(rank: u8) {
         HELD.with(|h| h.set(h.get() & !(1u64 << rank)));
     }
@@ -141,6 +179,8 @@ mod order {
 mod order {
     #[inline(always)]
     pub fn acquire(_rank: u8) {}
+    #[inline(always)]
+    pub fn note(_rank: u8) {}
     #[inline(always)]
     pub fn release(_rank: u8) {}
 }
@@ -184,6 +224,21 @@ mod tests {
         let brain = SpinLock::new(rank::BRAIN, ());
         let _gb = brain.lock();
         let _gl = life.lock();
+    }
+
+    /// A held lock is not waited for past the bound (the exit report in a signal handler
+    /// whose interrupted thread holds it), and a free one is taken, whatever is held.
+    #[test]
+    fn a_try_gives_up_on_a_held_lock_and_takes_a_free_one_in_any_order() {
+        let heaps = SpinLock::new(rank::HEAPS, 1);
+        let life = SpinLock::new(rank::LIFE, 2);
+        let _held = heaps.lock();
+        assert!(heaps.try_lock_within(1_000_000).is_none(), "held: given up");
+        let g = life.try_lock_within(1_000_000).expect("free: taken");
+        assert_eq!(
+            *g, 2,
+            "a lower rank under a higher one: a try cannot deadlock"
+        );
     }
 
     #[test]

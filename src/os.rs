@@ -2,7 +2,10 @@
 //! allocator makes goes through here and is counted, so "syscall counts" need no strace.
 
 use core::ptr;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicPtr, AtomicU64, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 /// The base page size. x86-64 and aarch64 Linux both use 4 KiB base pages for anonymous
 /// mappings unless configured otherwise; `init` checks it against `sysconf`.
@@ -12,14 +15,25 @@ static MMAP: AtomicU64 = AtomicU64::new(0);
 static MUNMAP: AtomicU64 = AtomicU64::new(0);
 static MADVISE: AtomicU64 = AtomicU64::new(0);
 static MREMAP: AtomicU64 = AtomicU64::new(0);
+static MMAP_FAILED: AtomicU64 = AtomicU64::new(0);
+static MUNMAP_FAILED: AtomicU64 = AtomicU64::new(0);
+static MADVISE_FAILED: AtomicU64 = AtomicU64::new(0);
 
-/// How many of each memory syscall this process's allocator has made.
+/// How many of each memory syscall this process's allocator has made, how many the kernel
+/// refused, and the ranges whose unmap is still pending (see `unmap`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SyscallCounts {
     pub mmap: u64,
     pub munmap: u64,
     pub madvise: u64,
     pub mremap: u64,
+    pub mmap_failed: u64,
+    pub munmap_failed: u64,
+    pub madvise_failed: u64,
+    /// Ranges whose `munmap` failed and that are still mapped (their pages given back),
+    /// waiting for a later retry; and their bytes.
+    pub unmap_pending: u64,
+    pub unmap_pending_bytes: u64,
 }
 
 pub fn syscall_counts() -> SyscallCounts {
@@ -28,6 +42,11 @@ pub fn syscall_counts() -> SyscallCounts {
         munmap: MUNMAP.load(Relaxed),
         madvise: MADVISE.load(Relaxed),
         mremap: MREMAP.load(Relaxed),
+        mmap_failed: MMAP_FAILED.load(Relaxed),
+        munmap_failed: MUNMAP_FAILED.load(Relaxed),
+        madvise_failed: MADVISE_FAILED.load(Relaxed),
+        unmap_pending: PENDING_RANGES.load(Relaxed),
+        unmap_pending_bytes: PENDING_BYTES.load(Relaxed),
     }
 }
 
@@ -57,30 +76,118 @@ pub fn map(hint: usize, len: usize) -> *mut u8 {
         )
     };
     if p == libc::MAP_FAILED {
+        MMAP_FAILED.fetch_add(1, Relaxed);
         ptr::null_mut()
     } else {
         p as *mut u8
     }
 }
 
-/// Unmaps `[p, p + len)`.
+/// Unmaps `[p, p + len)`. Never loses the range: when the kernel refuses (`ENOMEM`: the
+/// unmap would split a mapping and the process is at `vm.max_map_count`), its pages are
+/// given back at once with `MADV_DONTNEED` and the range waits on the pending list, to be
+/// unmapped by a later call that succeeds (`retry_pending`). Both are counted.
 ///
 /// # Safety
 /// The range must be one this allocator mapped and nobody uses any more.
 pub unsafe fn unmap(p: *mut u8, len: usize) {
     MUNMAP.fetch_add(1, Relaxed);
     // SAFETY: the caller guarantees the range is ours and dead.
-    unsafe { libc::munmap(p as *mut libc::c_void, len) };
+    if unsafe { libc::munmap(p as *mut libc::c_void, len) } != 0 {
+        // SAFETY: forwarded.
+        return unsafe { unmap_failed(p, len) };
+    }
+    if !PENDING.load(Relaxed).is_null() {
+        retry_pending();
+    }
 }
 
-/// `madvise(p, len, advice)`; returns whether the kernel accepted it.
+/// A range whose unmap failed: linked into the pending list through its own first bytes
+/// (so the list needs no memory of its own and has no bound: one page of each pending
+/// range stays resident for its link).
+#[repr(C)]
+struct PendingRange {
+    next: *mut PendingRange,
+    len: usize,
+}
+
+/// The pending ranges, a lock-free stack (pushes by CAS; a retry takes the whole list).
+static PENDING: AtomicPtr<PendingRange> = AtomicPtr::new(ptr::null_mut());
+static PENDING_RANGES: AtomicU64 = AtomicU64::new(0);
+static PENDING_BYTES: AtomicU64 = AtomicU64::new(0);
+
+#[cold]
+#[inline(never)]
+unsafe fn unmap_failed(p: *mut u8, len: usize) {
+    MUNMAP_FAILED.fetch_add(1, Relaxed);
+    // The memory goes back now; only the address range waits (`madvise` splits nothing).
+    // SAFETY: the range is ours and dead (the caller's guarantee for `unmap`).
+    unsafe { advise(p, len, libc::MADV_DONTNEED) };
+    PENDING_RANGES.fetch_add(1, Relaxed);
+    PENDING_BYTES.fetch_add(len as u64, Relaxed);
+    // SAFETY: as above; `len` is at least a page, room for the link.
+    unsafe { push_pending(p as *mut PendingRange, len) };
+}
+
+/// Links the dead range `r` of `len` bytes into the pending list.
+///
+/// # Safety
+/// `r` is a mapped, dead range of ours of at least `size_of::<PendingRange>()` bytes.
+unsafe fn push_pending(r: *mut PendingRange, len: usize) {
+    let mut head = PENDING.load(Relaxed);
+    loop {
+        // SAFETY: per the caller, the range's first bytes are ours to write.
+        unsafe { r.write(PendingRange { next: head, len }) };
+        match PENDING.compare_exchange_weak(head, r, Release, Relaxed) {
+            Ok(_) => return,
+            Err(now) => head = now,
+        }
+    }
+}
+
+/// Unmaps the pending ranges now (called after an unmap that succeeded: mappings can be
+/// split again). At the first refusal, it and the rest go back on the list for the next
+/// try: a process stuck at the limit pays one failed call per unmap, not one per range.
+#[cold]
+#[inline(never)]
+fn retry_pending() {
+    let mut r = PENDING.swap(ptr::null_mut(), Acquire);
+    let mut refused = false;
+    while !r.is_null() {
+        // SAFETY: a pending range is ours, mapped and dead; its link was written before it
+        // was published (Release/Acquire), and only this taker reads it now.
+        let PendingRange { next, len } = unsafe { r.read() };
+        if !refused {
+            MUNMAP.fetch_add(1, Relaxed);
+            // SAFETY: as above.
+            if unsafe { libc::munmap(r as *mut libc::c_void, len) } == 0 {
+                PENDING_RANGES.fetch_sub(1, Relaxed);
+                PENDING_BYTES.fetch_sub(len as u64, Relaxed);
+                r = next;
+                continue;
+            }
+            MUNMAP_FAILED.fetch_add(1, Relaxed);
+            refused = true;
+        }
+        // SAFETY: as above.
+        unsafe { push_pending(r, len) };
+        r = next;
+    }
+}
+
+/// `madvise(p, len, advice)`; returns whether the kernel accepted it (a refusal is counted:
+/// callers that need the pages back fall back to another advice or to unmapping).
 ///
 /// # Safety
 /// The range must be mapped by this allocator; with `MADV_DONTNEED` its contents are lost.
 pub unsafe fn advise(p: *mut u8, len: usize, advice: libc::c_int) -> bool {
     MADVISE.fetch_add(1, Relaxed);
     // SAFETY: the caller guarantees the range is ours.
-    unsafe { libc::madvise(p as *mut libc::c_void, len, advice) == 0 }
+    let ok = unsafe { libc::madvise(p as *mut libc::c_void, len, advice) == 0 };
+    if !ok {
+        MADVISE_FAILED.fetch_add(1, Relaxed);
+    }
+    ok
 }
 
 /// Grows or shrinks the mapping `[p, p + old)` to `new` bytes, moving it if needed.
@@ -175,6 +282,11 @@ pub fn backtrace(out: &mut [usize]) -> usize {
     imp_backtrace::backtrace(out)
 }
 
+/// In a fork child (one thread): no other thread is unwinding.
+pub fn after_fork_in_child() {
+    imp_backtrace::after_fork_in_child();
+}
+
 #[cfg(all(target_os = "linux", target_env = "gnu", not(miri)))]
 mod imp_backtrace {
     use core::ffi::{c_int, c_void};
@@ -221,6 +333,10 @@ mod imp_backtrace {
         URC_NO_REASON
     }
 
+    pub fn after_fork_in_child() {
+        BUSY.store(false, Ordering::Release);
+    }
+
     pub fn backtrace(out: &mut [usize]) -> usize {
         if BUSY.swap(true, Ordering::Acquire) {
             return 0;
@@ -240,6 +356,8 @@ mod imp_backtrace {
     pub fn backtrace(_out: &mut [usize]) -> usize {
         0
     }
+
+    pub fn after_fork_in_child() {}
 }
 
 #[cfg(test)]
@@ -285,6 +403,94 @@ mod tests {
         assert!(
             map_aligned(usize::MAX - PAGE, 1 << 30).is_null(),
             "overflow: null"
+        );
+    }
+
+    /// An unmap that needs a split while the process is at `vm.max_map_count` is refused
+    /// (ENOMEM). The range must not be lost: its pages go back at once, it waits on the
+    /// pending list, and the next unmap that succeeds unmaps it. Run in a child process
+    /// (this binary again): filling the map count would fail other tests' mappings.
+    #[test]
+    fn an_unmap_the_kernel_refuses_is_given_back_and_unmapped_later() {
+        const CASE: &str = "HAKMEM_TEST_UNMAP_CHILD";
+        if std::env::var_os(CASE).is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "os::tests::an_unmap_the_kernel_refuses_is_given_back_and_unmapped_later",
+                ])
+                .args(["--nocapture", "--test-threads=1"])
+                .env(CASE, "1")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success() && text.contains("1 passed"), "{text}");
+            return;
+        }
+        let resident = |p: *mut u8, pages: usize| -> Option<usize> {
+            let mut v = [0u8; 16];
+            // SAFETY: `v` holds a byte per page asked for; mincore fails on unmapped memory.
+            let r = unsafe { libc::mincore(p.cast(), pages * PAGE, v.as_mut_ptr()) };
+            (r == 0).then(|| v[..pages].iter().filter(|&&b| b & 1 != 0).count())
+        };
+        let ours = map(0, 16 * PAGE);
+        unsafe { ours.write_bytes(7, 16 * PAGE) };
+        let middle = ours.wrapping_add(8 * PAGE);
+        // Fill the map count: a reservation whose every other page is made readable.
+        let slots = 80_000;
+        // SAFETY: a fresh reservation of our own, nothing committed.
+        let region = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                2 * slots * PAGE,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        } as *mut u8;
+        assert!(region as *mut libc::c_void != libc::MAP_FAILED);
+        let mut split = 0;
+        // SAFETY: pages of our reservation.
+        while split < slots
+            && unsafe { libc::mprotect(region.add(2 * split * PAGE).cast(), PAGE, libc::PROT_READ) }
+                == 0
+        {
+            split += 1;
+        }
+        let before = syscall_counts();
+        // SAFETY: four pages of our mapping, in its middle: unmapping them splits it.
+        unsafe { unmap(middle, 4 * PAGE) };
+        let refused = syscall_counts();
+        let pending_resident = resident(middle, 4);
+        // Room again: the reservation goes; the next unmap succeeds and retries the range.
+        // SAFETY: our reservation, unused.
+        unsafe { libc::munmap(region.cast(), 2 * slots * PAGE) };
+        // SAFETY: the first four pages of our mapping, dead.
+        unsafe { unmap(ours, 4 * PAGE) };
+        let retried = syscall_counts();
+        assert!(split < slots, "the map count never filled ({split} splits)");
+        assert_eq!(refused.munmap_failed, before.munmap_failed + 1);
+        assert_eq!(
+            (refused.unmap_pending, refused.unmap_pending_bytes),
+            (1, 4 * PAGE as u64)
+        );
+        assert_eq!(
+            pending_resident,
+            Some(1),
+            "given back but the page with the link"
+        );
+        assert_eq!((retried.unmap_pending, retried.unmap_pending_bytes), (0, 0));
+        assert_eq!(
+            resident(middle, 4),
+            None,
+            "the pending range is unmapped now"
+        );
+        assert_eq!(
+            resident(ours.wrapping_add(12 * PAGE), 4),
+            Some(4),
+            "the rest stays"
         );
     }
 

@@ -344,8 +344,16 @@ impl Snapshot {
         )?;
         write!(
             w,
-            "\"syscalls\":{{\"mmap\":{},\"munmap\":{},\"madvise\":{},\"mremap\":{}}},",
-            s.mmap, s.munmap, s.madvise, s.mremap
+            "\"syscalls\":{{\"mmap\":{},\"munmap\":{},\"madvise\":{},\"mremap\":{},\"mmap_failed\":{},\"munmap_failed\":{},\"madvise_failed\":{},\"unmap_pending\":{},\"unmap_pending_bytes\":{}}},",
+            s.mmap,
+            s.munmap,
+            s.madvise,
+            s.mremap,
+            s.mmap_failed,
+            s.munmap_failed,
+            s.madvise_failed,
+            s.unmap_pending,
+            s.unmap_pending_bytes
         )?;
         write!(
             w,
@@ -371,12 +379,14 @@ impl Snapshot {
             self.lifecycle_windows,
             self.lifecycle_transitions
         )?;
-        write_elo(w)?;
-        write_ucb1(w)?;
+        let mut partial = Partial::default();
+        write_elo(w, &mut partial)?;
+        write_ucb1(w, &mut partial)?;
         write_sites(w, self.config.sites)?;
         if self.config.sites {
             write_maps(w)?;
         }
+        partial.write_json(w)?;
         write!(w, "}}")
     }
 
@@ -427,11 +437,23 @@ impl Snapshot {
             self.lifecycle_windows,
             self.madvise_batches
         )?;
-        writeln!(
+        write!(
             w,
             "  sys      : {} mmap, {} munmap, {} madvise, {} mremap",
             s.mmap, s.munmap, s.madvise, s.mremap
         )?;
+        if s.mmap_failed + s.munmap_failed + s.madvise_failed > 0 {
+            write!(
+                w,
+                "; refused: {} mmap, {} munmap, {} madvise ({} ranges, {:.1} MiB, wait to be unmapped: their pages are given back)",
+                s.mmap_failed,
+                s.munmap_failed,
+                s.madvise_failed,
+                s.unmap_pending,
+                s.unmap_pending_bytes as f64 / (1 << 20) as f64
+            )?;
+        }
+        w.write_str("\n")?;
         if c.sites {
             write_heap(w)?;
         }
@@ -473,8 +495,35 @@ impl Snapshot {
     }
 }
 
-fn write_elo(w: &mut impl Write) -> fmt::Result {
-    let e = learn::elo_snapshot();
+/// The parts of a report that could not be read: their locks stayed held past
+/// `learn::REPORT_WAIT_NS` (a report written from `_exit` in a signal handler, whose
+/// interrupted thread held them). Listed in the JSON's `partial`.
+#[derive(Default)]
+struct Partial {
+    elo: bool,
+    ucb1_sites: u32,
+}
+
+impl Partial {
+    fn write_json(&self, w: &mut impl Write) -> fmt::Result {
+        w.write_str(",\"partial\":[")?;
+        let mut sep = "";
+        if self.elo {
+            w.write_str("\"elo\"")?;
+            sep = ",";
+        }
+        if self.ucb1_sites > 0 {
+            write!(w, "{sep}\"ucb1\"")?;
+        }
+        w.write_str("]")
+    }
+}
+
+fn write_elo(w: &mut impl Write, partial: &mut Partial) -> fmt::Result {
+    let Some(e) = learn::elo_snapshot() else {
+        partial.elo = true;
+        return w.write_str("\"elo\":null,");
+    };
     write!(w, "\"elo\":[")?;
     for (i, s) in e.strategies.iter().enumerate() {
         if i > 0 {
@@ -489,7 +538,7 @@ fn write_elo(w: &mut impl Write) -> fmt::Result {
     write!(w, "],")
 }
 
-fn write_ucb1(w: &mut impl Write) -> fmt::Result {
+fn write_ucb1(w: &mut impl Write, partial: &mut Partial) -> fmt::Result {
     write!(w, "\"ucb1\":{{\"arms\":[")?;
     for (i, a) in ucb1::ARMS.iter().enumerate() {
         write!(w, "{}{a}", if i > 0 { "," } else { "" })?;
@@ -498,6 +547,10 @@ fn write_ucb1(w: &mut impl Write) -> fmt::Result {
     let mut first = true;
     for i in 0..=sites::SITES {
         if let Some(u) = learn::ucb1_snapshot(i) {
+            let Some(u) = u else {
+                partial.ucb1_sites += 1;
+                continue;
+            };
             let id = sites::TABLE[i].site().map_or(0, |s| s.0);
             write!(
                 w,
@@ -639,10 +692,41 @@ fn write_maps(w: &mut impl Write) -> fmt::Result {
     w.write_str("\"")
 }
 
+/// The process these counters belong to: set when the library is loaded and in each fork
+/// child (`init`). A process with another pid that runs this code shares the owner's memory
+/// without being it: a `vfork` child (or another `clone(CLONE_VM)` child), which must not
+/// write the owner's report as its own.
+static OWNER_PID: AtomicI32 = AtomicI32::new(0);
+/// The process that wrote its report: once per process (`_exit` in the sites mode reports
+/// too, and a process may reach both it and the exit destructors). Keyed by pid, not a
+/// flag: a flag set by a `vfork` child would be the parent's too.
+static REPORTED_PID: AtomicI32 = AtomicI32::new(0);
+
+/// This process owns the counters (at load, and in a fork child).
+pub fn note_owner() {
+    // SAFETY: getpid has no preconditions.
+    OWNER_PID.store(unsafe { libc::getpid() }, Relaxed);
+}
+
+/// Whether this process should write the exit report now: it owns the counters (not a
+/// `vfork` child) and has not written it yet.
+fn claim_report() -> bool {
+    // SAFETY: getpid has no preconditions (a system call: glibc caches no pid).
+    let pid = unsafe { libc::getpid() };
+    let owner = OWNER_PID.load(Relaxed);
+    if owner != 0 && owner != pid {
+        return false;
+    }
+    REPORTED_PID.swap(pid, Relaxed) != pid
+}
+
+/// Writes the exit report(s) `HAKMEM_STATS` and `HAKMEM_STATS_JSON` ask for, once per
+/// process. Safe to run from `_exit` inside a signal handler: it takes no lock that an
+/// interrupted thread may hold without giving up on it (the learner's ELO and UCB1 state,
+/// which the JSON then lists as `partial`), and makes only async-signal-safe calls
+/// (system calls; `dladdr` in the sites mode, whose loader lock is recursive).
 pub fn report_at_exit() {
-    // Once: `_exit` in the sites mode reports too, and a process may reach both.
-    static DONE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-    if DONE.swap(true, Relaxed) {
+    if !claim_report() {
         return;
     }
     let human = config::getenv("HAKMEM_STATS");
@@ -735,6 +819,35 @@ mod tests {
             !stats_wanted("pyth", "python3", "python3.11"),
             "whole names only"
         );
+    }
+
+    /// `_exit` from a signal handler that interrupted a thread inside the learner (holding
+    /// its lifecycle, ELO and UCB1 locks): the report must still be written, promptly,
+    /// saying which parts it could not read. (Before, it waited for those locks forever.)
+    #[test]
+    fn the_report_never_waits_for_a_lock_its_own_thread_holds() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (human, json) = learn::with_learner_locks_held(|| {
+                let p = process();
+                let mut human = String::new();
+                snapshot().write_human(&mut human, &p).unwrap();
+                let mut json = String::new();
+                snapshot().write_json(&mut json).unwrap();
+                (human, json)
+            });
+            tx.send((human, json)).unwrap();
+        });
+        let (human, json) = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the report hung on a lock its own thread holds");
+        assert!(human.contains("  pool     : "), "{human}");
+        let v: serde_json::Value = serde_json::from_str(&json).expect(&json);
+        assert!(v["elo"].is_null(), "{json}");
+        assert_eq!(v["partial"], serde_json::json!(["elo", "ucb1"]), "{json}");
+        // Without the locks held, nothing is partial.
+        let v: serde_json::Value = serde_json::from_str(&super::json()).unwrap();
+        assert_eq!(v["partial"], serde_json::json!([]));
     }
 
     #[test]

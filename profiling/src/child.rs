@@ -245,7 +245,7 @@ fn learning_phases(alloc: &str, peer: &'static (dyn GlobalAlloc + Sync)) -> serd
                 size *= 2;
             }
             if hakmem {
-                let elo = hakmem::learn::elo_snapshot();
+                let elo = hakmem::learn::elo_snapshot().expect("no thread holds the ELO lock");
                 elo_samples.push((
                     round,
                     elo.strategies

@@ -69,7 +69,8 @@ fn flush_locked(b: &mut Batch) {
         return;
     }
     for &(base, span) in &b.blocks[..b.len] {
-        // SAFETY: queued blocks are whole mappings of ours, dead since queued.
+        // SAFETY: queued blocks are whole mappings of ours, dead since queued. (A refusal
+        // is counted and costs nothing more: the unmap below gives the pages back.)
         unsafe { os::advise(base as *mut u8, span, libc::MADV_DONTNEED) };
     }
     for &(base, span) in &b.blocks[..b.len] {

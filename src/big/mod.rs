@@ -359,14 +359,15 @@ pub fn age_cache(now: u64) {
             // Cached blocks have the default layout: base = p - 32, page aligned.
             let (base, span) = (p - HEADER_SIZE, span_of(p));
             if span > os::PAGE {
+                let (body, len) = ((base + os::PAGE) as *mut u8, span - os::PAGE);
                 // SAFETY: the pages after the header page belong to this cached (dead) block.
+                // A kernel without `MADV_FREE` (before 4.5) refuses it: the pages then go
+                // back at once instead, not never.
                 unsafe {
-                    os::advise(
-                        (base + os::PAGE) as *mut u8,
-                        span - os::PAGE,
-                        libc::MADV_FREE,
-                    )
-                };
+                    if !os::advise(body, len, libc::MADV_FREE) {
+                        os::advise(body, len, libc::MADV_DONTNEED);
+                    }
+                }
             }
         },
         |p| {
@@ -374,6 +375,30 @@ pub fn age_cache(now: u64) {
             unsafe { release(p as *mut u8) };
         },
     );
+}
+
+/// Out of memory: gives back everything kept for reuse (every BigCache block, the madvise
+/// batch, this thread's cached empty pool segments), since kept mappings hold address space
+/// and commit charge that a new mapping may need (`RLIMIT_AS`, strict overcommit). True if
+/// anything went, so that a retry can succeed.
+pub fn release_reserves() -> bool {
+    let cached = cache::bytes() != 0;
+    if cached {
+        cache::age(
+            os::now_coarse_ns(),
+            u64::MAX,
+            0,
+            |_| {},
+            |p| {
+                // SAFETY: the block left the cache, so nobody holds it.
+                unsafe { release(p as *mut u8) };
+            },
+        );
+    }
+    let batched = madvise::pending().0 != 0;
+    madvise::flush();
+    let segments = crate::pool::heap::purge_all_empty_segments_of_this_thread();
+    cached || batched || segments
 }
 
 /// Usable bytes of big block `p`; aborts if `p` is not one.

@@ -122,6 +122,15 @@ static CANARY_CHOICE: AtomicU8 = AtomicU8::new(0);
 static WINDOW_HIST: [AtomicU64; HIST_BUCKETS] = [const { AtomicU64::new(0) }; HIST_BUCKETS];
 static UCB_IN_USE: [AtomicBool; sites::SITES + 1] =
     [const { AtomicBool::new(false) }; sites::SITES + 1];
+/// The lifecycle's windows and transitions, copied out of `LIFE` on each window, so the
+/// exit report reads them without the lock.
+static LIFE_WINDOWS: AtomicU64 = AtomicU64::new(0);
+static LIFE_TRANSITIONS: AtomicU64 = AtomicU64::new(0);
+
+/// How long the exit report waits for a learner lock (see `SpinLock::try_lock_within`):
+/// far longer than any holder keeps one, unless the holder is the thread a signal handler
+/// interrupted to call `_exit`.
+pub const REPORT_WAIT_NS: u64 = 20_000_000;
 
 fn strategy_threshold(i: u8) -> usize {
     elo::thresholds()[i as usize % elo::STRATEGIES]
@@ -285,7 +294,10 @@ fn lifecycle_tick(now_ns: u64, ucb_changed: bool) {
         threshold_changed: changed,
         canary_metric: l.p99_canary.quantile(),
     };
-    let t = l.lc.as_mut().unwrap().on_window(&w);
+    let lc = l.lc.as_mut().unwrap();
+    let t = lc.on_window(&w);
+    LIFE_WINDOWS.store(lc.windows, Relaxed);
+    LIFE_TRANSITIONS.store(lc.transitions, Relaxed);
     let next = match t {
         Some(Transition::Freeze) => {
             FROZEN_CHOICE.store(best, Relaxed);
@@ -321,25 +333,44 @@ pub fn phase() -> Phase {
     }
 }
 
-/// Windows closed and transitions made by the lifecycle.
+/// Windows closed and transitions made by the lifecycle (no lock taken).
 pub fn lifecycle_counts() -> (u64, u64) {
-    let l = LIFE.lock();
-    l.lc.as_ref()
-        .map_or((0, 0), |lc| (lc.windows, lc.transitions))
+    (LIFE_WINDOWS.load(Relaxed), LIFE_TRANSITIONS.load(Relaxed))
 }
 
-/// A copy of the ELO leaderboard.
-pub fn elo_snapshot() -> Elo {
-    BRAIN.lock().elo().clone()
+/// A copy of the ELO leaderboard; None when its lock stayed held for `REPORT_WAIT_NS`
+/// (the exit report inside a signal handler that interrupted its holder).
+pub fn elo_snapshot() -> Option<Elo> {
+    let mut b = BRAIN.try_lock_within(REPORT_WAIT_NS)?;
+    Some(b.elo().clone())
 }
 
-/// A copy of site `i`'s UCB1 state, if the site used it.
-pub fn ucb1_snapshot(i: usize) -> Option<Ucb1> {
+/// Site `i`'s UCB1 state: None if the site never used it; `Some(None)` when its lock
+/// stayed held (as for `elo_snapshot`).
+pub fn ucb1_snapshot(i: usize) -> Option<Option<Ucb1>> {
     if UCB_IN_USE[i].load(Relaxed) {
-        Some(UCB[i].lock().clone())
+        Some(UCB[i].try_lock_within(REPORT_WAIT_NS).map(|u| u.clone()))
     } else {
         None
     }
+}
+
+/// Test hook: runs `f` while this thread holds the learner's lifecycle, ELO and UCB1 locks
+/// of site slot 0, as a thread interrupted inside `record` does.
+#[cfg(test)]
+pub(crate) fn with_learner_locks_held<R>(f: impl FnOnce() -> R) -> R {
+    let _life = LIFE.lock();
+    let _brain = BRAIN.lock();
+    UCB_IN_USE[0].store(true, Relaxed);
+    let _ucb = UCB[0].lock();
+    f()
+}
+
+/// In a fork child (one thread): the sampler's and the peak snapshot's busy flags, which a
+/// thread of the parent may have held, are free.
+pub fn after_fork_in_child() {
+    stacks::after_fork_in_child();
+    sites::after_fork_in_child();
 }
 
 /// Fork: every learner lock, in the lock order (LIFE, BRAIN, then each site's UCB1).

@@ -168,6 +168,11 @@ pub fn on_heap_change(delta: i64) {
     SNAPSHOTTING.store(false, Release);
 }
 
+/// In a fork child: no other thread exists to be taking a snapshot.
+pub fn after_fork_in_child() {
+    SNAPSHOTTING.store(false, Release);
+}
+
 /// The heap's live bytes at its last peak snapshot (sites mode): what `LIVE_AT_PEAK`
 /// adds up to.
 pub fn heap_snapshot() -> i64 {

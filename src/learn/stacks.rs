@@ -136,6 +136,11 @@ fn find_or_claim(stack: &[usize]) -> Option<usize> {
     None
 }
 
+/// In a fork child: no other thread exists to be sampling.
+pub fn after_fork_in_child() {
+    SAMPLING.store(false, Release);
+}
+
 /// The entries in use, with their stacks: what the exit report writes.
 pub fn for_each(mut f: impl FnMut(&StackEntry)) {
     for e in &TABLE {

@@ -18,7 +18,9 @@ use crate::size_class::{bin_of, bin_size, NBINS};
 use crate::{os, tls};
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::Relaxed, Ordering::Release};
+use core::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 
 /// A counter written by one thread (plain load + store, no atomic read-modify-write, so
 /// the fast path stays lock-free and cheap) and read by anyone for the stats.
@@ -54,8 +56,9 @@ pub struct Heap {
     /// Set by other threads when they free into a page on `full`.
     pub remote_full_pending: AtomicBool,
     pub stats: HeapStats,
-    // The rest changes under the heap-list lock only.
+    /// The next heap on `ALL_HEAPS`: set once, before the heap is published there.
     next_all: *mut Heap,
+    // The rest changes under the heap-list lock only.
     next_parked: *mut Heap,
     /// The process and thread the heap is attached to (0, 0: parked, or never attached).
     owner_pid: libc::pid_t,
@@ -381,6 +384,24 @@ pub fn purge_idle_segments_of_this_thread() {
     }
 }
 
+/// Unmaps every cached empty segment of this thread (out of memory: see
+/// `big::release_reserves`). Whether there was any.
+pub fn purge_all_empty_segments_of_this_thread() -> bool {
+    let h = current();
+    if h.is_null() {
+        return false;
+    }
+    // SAFETY: this thread's own heap and its own empty segments.
+    unsafe {
+        let local = &mut *Heap::local(h);
+        let any = local.empty.iter().any(|e| e.len != 0);
+        for e in local.empty.iter_mut() {
+            purge(e, 0, true);
+        }
+        any
+    }
+}
+
 /// Unmaps cached empty segments that have waited longer than `PURGE_NS` (checked on the
 /// slow path, so a program that freed a large working set gives it back as it goes on).
 unsafe fn purge_idle_segments(h: &mut Local) {
@@ -605,8 +626,13 @@ unsafe fn remove_segment(h: &mut Local, seg: *mut Segment) {
 // Thread attach and exit
 // ---------------------------------------------------------------------------------------
 
+/// Every heap ever made, newest first: a list that only grows (heaps are immortal), pushed
+/// under the heap-list lock and read without it (the stats, the exit report: a report
+/// written from `_exit` in a signal handler must not wait for a lock the interrupted
+/// thread may hold).
+static ALL_HEAPS: AtomicPtr<Heap> = AtomicPtr::new(ptr::null_mut());
+
 struct Heaps {
-    all: *mut Heap,
     parked: *mut Heap,
     /// Heaps attached after their thread's exit destructor had run. glibc runs destructors
     /// in at most 4 rounds; a thread that allocates in the last one gets a heap that no
@@ -631,7 +657,6 @@ const SCAN_EVERY: usize = 64;
 static HEAPS: SpinLock<Heaps> = SpinLock::new(
     crate::lock::rank::HEAPS,
     Heaps {
-        all: ptr::null_mut(),
         parked: ptr::null_mut(),
         late: ptr::null_mut(),
         attaches: 0,
@@ -750,7 +775,7 @@ fn reclaim(g: &mut Heaps, pid: libc::pid_t) {
             return;
         }
         let mut attached = 0;
-        let mut h = g.all;
+        let mut h = ALL_HEAPS.load(Acquire);
         while !h.is_null() {
             let mine = (*h).owner_tid != 0 && !(*h).late && (*h).owner_pid == pid;
             if mine && thread_is_gone(pid, (*h).owner_tid) {
@@ -843,7 +868,7 @@ fn new_heap(g: &mut Heaps) -> *mut Heap {
             }),
             remote_full_pending: AtomicBool::new(false),
             stats: HeapStats::default(),
-            next_all: g.all,
+            next_all: ALL_HEAPS.load(Relaxed),
             next_parked: ptr::null_mut(),
             owner_pid: 0,
             owner_tid: 0,
@@ -851,7 +876,7 @@ fn new_heap(g: &mut Heaps) -> *mut Heap {
             next_late: ptr::null_mut(),
         });
     }
-    g.all = heap;
+    ALL_HEAPS.store(heap, Release);
     heap
 }
 
@@ -992,13 +1017,13 @@ pub struct PoolTotals {
     pub heaps: u64,
 }
 
+/// Takes no lock (see `ALL_HEAPS`).
 pub fn totals() -> PoolTotals {
-    let g = HEAPS.lock();
     let mut t = PoolTotals {
         remote_frees: REMOTE_FREES_WITHOUT_HEAP.load(Relaxed),
         ..Default::default()
     };
-    let mut h = g.all;
+    let mut h = ALL_HEAPS.load(Acquire);
     while !h.is_null() {
         // SAFETY: heaps on `all` are immortal; their counters are atomics.
         unsafe {
