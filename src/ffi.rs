@@ -25,23 +25,68 @@ pub extern "C" fn hak_new_from(size: usize, caller: usize) -> *mut c_void {
         if !p.is_null() {
             return p as *mut c_void;
         }
-        match cxx_symbol(c"_ZSt15get_new_handlerv") {
-            // SAFETY: std::get_new_handler(): no arguments, returns a function pointer.
-            Some(get) => match unsafe {
-                core::mem::transmute::<*mut c_void, extern "C" fn() -> Option<extern "C" fn()>>(get)
-            }() {
-                Some(handler) => handler(), // may free memory, throw, or end the process
-                None => throw_bad_alloc(),
-            },
+        match current_new_handler() {
+            Some(handler) => handler(), // may free memory, throw, or end the process
             None => throw_bad_alloc(),
         }
     }
 }
 
-/// `operator new(size, std::nothrow)`: null on failure (after the new-handler, as above,
-/// would only matter for a handler that frees memory; glibc's libstdc++ does the same loop).
+/// `operator new(size, std::nothrow)` (and `new[]`) called from `caller`: as the standard
+/// says, on failure the installed new-handler is called and the allocation retried, and
+/// null comes back only when there is no handler or it throws `std::bad_alloc`.
 pub extern "C" fn hak_new_nothrow_from(size: usize, caller: usize) -> *mut c_void {
-    cpath::malloc(size, caller) as *mut c_void
+    let p = cpath::malloc(size, caller);
+    if !p.is_null() {
+        return p as *mut c_void;
+    }
+    nothrow_after_failure(size)
+}
+
+/// The nothrow `new`'s loop once an allocation failed. Without a handler: null. With one,
+/// the handler may free memory (retry), end the process, or throw `std::bad_alloc`, which
+/// nothrow `new` must catch, and catching a C++ exception takes C++: libstdc++'s own
+/// nothrow `new` is exactly `try { return ::operator new(size); } catch (...) { return
+/// nullptr; }`, and its `::operator new` is ours (`hak_new_from`, with the handler loop),
+/// so the next definition after this library (`RTLD_NEXT`: libstdc++'s) runs the loop.
+#[cold]
+#[inline(never)]
+fn nothrow_after_failure(size: usize) -> *mut c_void {
+    if current_new_handler().is_none() {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: a NUL-terminated name; RTLD_NEXT searches the modules after this one.
+    let next = unsafe { libc::dlsym(libc::RTLD_NEXT, c"_ZnwmRKSt9nothrow_t".as_ptr()) };
+    if !next.is_null() {
+        type NothrowNew = extern "C" fn(usize, *const u8) -> *mut c_void;
+        // SAFETY: `operator new(std::size_t, const std::nothrow_t&)`: the tag is an empty
+        // struct passed by reference, never read.
+        let next = unsafe { core::mem::transmute::<*mut c_void, NothrowNew>(next) };
+        static NOTHROW_TAG: u8 = 0;
+        return next(size, &NOTHROW_TAG);
+    }
+    // No C++ runtime after this library to catch for us (the handler came from one linked
+    // otherwise): the loop without the catch. A handler that throws then throws through.
+    loop {
+        match current_new_handler() {
+            Some(handler) => handler(),
+            None => return core::ptr::null_mut(),
+        }
+        let p = cpath::malloc(size, 0);
+        if !p.is_null() {
+            return p as *mut c_void;
+        }
+    }
+}
+
+/// The installed C++ new-handler (`std::get_new_handler()`), if the program has libstdc++
+/// and a handler is set.
+fn current_new_handler() -> Option<extern "C" fn()> {
+    type GetNewHandler = extern "C" fn() -> Option<extern "C" fn()>;
+    let get = cxx_symbol(c"_ZSt15get_new_handlerv")?;
+    // SAFETY: std::get_new_handler(): no arguments, returns a function pointer or null.
+    let get = unsafe { core::mem::transmute::<*mut c_void, GetNewHandler>(get) };
+    get()
 }
 
 /// A libstdc++ function by its mangled name, from the loaded program.
@@ -67,8 +112,11 @@ fn throw_bad_alloc() -> ! {
 /// `_exit` and `_Exit`: in the sites mode, the exit report first (a process that ends
 /// with `_exit`, as a forked child or `dash` does, skips the destructors that write it),
 /// then the process ends as `_exit` ends it. Outside the sites mode, only the latter.
+/// `_exit` is async-signal-safe, and so is this: the report waits for no lock an
+/// interrupted thread may hold (see `stats::report_at_exit`), a configuration not read yet
+/// means no sites mode, and a `vfork` child writes no report (its parent's memory).
 pub extern "C" fn hak_exit(status: i32) -> ! {
-    if config::get().sites {
+    if config::get_if_loaded().is_some_and(|c| c.sites) {
         crate::stats::report_at_exit();
     }
     loop {

@@ -15,6 +15,9 @@ pub enum Method {
     Heap = 2,
     /// A big block at or above the threshold: its own mapping, kept in the BigCache on free.
     Map = 3,
+    /// Carved from a pool block with the user pointer `offset` (the alignment) bytes in:
+    /// the reuse front's small over-aligned blocks (freed off its fast path).
+    PoolAligned = 4,
 }
 
 #[repr(u8)]

@@ -451,6 +451,30 @@ fn child_entry() {
                 hak_free(q);
                 hak_free(p);
             }
+            "oom_with_cached_blocks" => {
+                // Under an address-space limit, 576 MiB of freed blocks kept by the BigCache
+                // (HAKMEM_THRESHOLD_KB=1024: every block >= 1 MiB is kept on free) must not
+                // make a 400 MiB request fail: the kept mappings go back first.
+                let vm = std::fs::read_to_string("/proc/self/statm").unwrap();
+                let pages: u64 = vm.split_whitespace().next().unwrap().parse().unwrap();
+                let lim = pages * 4096 + (700 << 20);
+                let r = libc::rlimit {
+                    rlim_cur: lim,
+                    rlim_max: lim,
+                };
+                assert_eq!(libc::setrlimit(libc::RLIMIT_AS, &r), 0);
+                let blocks: Vec<*mut c_void> = (0..12).map(|_| hak_malloc(48 << 20)).collect();
+                assert!(
+                    blocks.iter().all(|p| !p.is_null()),
+                    "the blocks fit the limit"
+                );
+                for &p in &blocks {
+                    *(p as *mut u8) = 1;
+                    hak_free(p);
+                }
+                let big = hak_malloc(400 << 20);
+                std::process::exit(if big.is_null() { 3 } else { 0 });
+            }
             other => panic!("unknown case {other}"),
         }
     }
@@ -487,6 +511,24 @@ fn assert_aborts_naming_pointer_with(case: &str, op: &str, env: &[(&str, &str)])
     assert!(
         line.starts_with(&format!("hakmem: {op}(): invalid pointer 0x")),
         "{case}: {line}"
+    );
+}
+
+/// Out of memory while the BigCache keeps mappings: they are given back and the request
+/// retried, rather than failing with memory the allocator itself holds.
+#[test]
+fn a_request_that_fails_while_blocks_are_cached_succeeds_after_they_go() {
+    let out = common::run_test_in_child(
+        "child_entry",
+        CHILD_ENV,
+        "oom_with_cached_blocks",
+        &[("HAKMEM_THRESHOLD_KB", "1024")],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

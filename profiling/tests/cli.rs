@@ -131,7 +131,8 @@ fn build_test_program(
 ) -> (String, std::path::PathBuf) {
     std::fs::create_dir_all(dir).unwrap();
     let src = format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
-    let exe = dir.join(file.split('.').next().unwrap());
+    let stem = std::path::Path::new(file).file_stem().unwrap();
+    let exe = dir.join(stem);
     let status = Command::new(compiler)
         .args(["-O0", "-g", "-o"])
         .arg(&exe)
@@ -493,5 +494,51 @@ fn sites_names_the_cxx_functions_that_call_new() {
     );
     assert_eq!(build["live_at_exit"], 64, "one node kept");
     assert_eq!(find("shapes::build_quietly()")["count"], 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The allocator's reliability programs (`tests/data/` of the `hakmem` crate) under
+/// `hakprof sites`, which runs every program it profiles in the sites mode: `_exit` from
+/// signal handlers (no child hangs, every child's report merged), a `vfork` child whose
+/// `exec` fails (only the parent reports), nothrow `new` with a new-handler, and small
+/// aligned blocks (pool blocks: the run keeps a few dozen mappings). Each prints what it
+/// prints alone and exits 0.
+#[test]
+fn sites_runs_the_reliability_programs() {
+    let dir = std::env::temp_dir().join(format!("hakprof-reliability-{}", std::process::id()));
+    let cases: [(&str, &str, &[&str], &str, usize); 4] = [
+        ("cc", "exit_in_handler.c", &["30"], "ok 30\n", 31),
+        ("cc", "vfork_exit.c", &[], "parent ", 1),
+        (
+            "c++",
+            "nothrow_handler.cpp",
+            &[],
+            "nothrow new[] with a handler that frees: served",
+            1,
+        ),
+        ("cc", "aligned_small.c", &[], "aligned ok", 1),
+    ];
+    for (compiler, file, args, starts, processes) in cases {
+        let (_, exe) = build_test_program(compiler, &format!("../../../tests/data/{file}"), &dir);
+        let mut command = vec![exe.into_os_string()];
+        command.extend(args.iter().map(Into::into));
+        let out = hakprof_sites(&dir.join("out"), &[], &command);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.starts_with(starts),
+            "{file}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("out/sites.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            json["processes"].as_array().unwrap().len(),
+            processes,
+            "{file}: {}",
+            json["processes"]
+        );
+        assert!(json["sites"][0]["count"].as_u64().unwrap() > 0, "{file}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

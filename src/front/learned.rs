@@ -25,7 +25,8 @@ pub fn alloc(size: usize, align: usize, site: Site, zero: bool) -> *mut u8 {
     let cached = class.map_or(ptr::null_mut(), |c| big::take_cached(slot, c, site, size));
     let fresh = cached.is_null();
     let p = if fresh {
-        map_fresh(size, align, site, slot, class, &d) // 3.
+        let p = map_fresh(size, align, site, slot, class, &d); // 3.
+        super::or_after_releasing(p, || map_fresh(size, align, site, slot, class, &d))
     } else {
         cached
     };

@@ -28,7 +28,8 @@ use crate::{big, init, pool, track};
 use core::alloc::Layout;
 use core::ptr;
 
-/// Allocates through `front`. Null when out of memory.
+/// Allocates through `front`. Null when out of memory (after giving back what the
+/// allocator kept for reuse and trying once more: `or_after_releasing`).
 #[inline(always)]
 pub fn alloc(front: Front, size: usize, align: usize, site: Site, zero: bool) -> *mut u8 {
     if front == Front::Reuse && align <= MIN_ALIGN && !zero {
@@ -48,6 +49,18 @@ pub fn alloc(front: Front, size: usize, align: usize, site: Site, zero: bool) ->
     alloc_slow(front, size, align, site, zero)
 }
 
+/// `p`, or, when it is null (out of memory), `again()` after the BigCache, the madvise batch
+/// and the thread's empty segments went back: they hold mappings, address space and commit
+/// charge that a new mapping may need (`RLIMIT_AS`, strict overcommit). Called where a
+/// front's allocation can fail, all off the fast paths: a pool refill and the big blocks.
+#[inline]
+pub(crate) fn or_after_releasing(p: *mut u8, again: impl FnOnce() -> *mut u8) -> *mut u8 {
+    if p.is_null() && big::release_reserves() {
+        return again();
+    }
+    p
+}
+
 #[cold]
 fn alloc_slow(front: Front, size: usize, align: usize, site: Site, zero: bool) -> *mut u8 {
     // A process whose first allocations are big blocks has attached no heap yet: set the
@@ -64,7 +77,10 @@ fn alloc_slow(front: Front, size: usize, align: usize, site: Site, zero: bool) -
                 p
             }
             _ if front == Front::Auto => return learned::alloc(size, align, site, zero),
-            _ => return big::alloc(size, align, site.0), // fresh: already zero
+            _ => {
+                let p = big::alloc(size, align, site.0); // fresh: already zero
+                return or_after_releasing(p, || big::alloc(size, align, site.0));
+            }
         },
     };
     if zero && !p.is_null() {
@@ -210,6 +226,10 @@ mod tests {
             (Front::Pool, 3 << 20, 16, false),
             (Front::Reuse, 64, 16, true),
             (Front::Reuse, 3 << 20, 16, false),
+            // Small over-aligned blocks: pool blocks in every front (a mapping each, before).
+            (Front::Reuse, 48, 64, true),
+            (Front::Reuse, 100, 4096, true),
+            (Front::Reuse, 255 << 10, 4096, false), // + the alignment: over the pool's range
         ] {
             let p = alloc(front, size, align, site, false);
             assert!(!p.is_null() && p as usize % align == 0, "{front:?} {size}");

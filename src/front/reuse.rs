@@ -12,7 +12,7 @@ use crate::header::{AllocHeader, Method, State, HEADER_SIZE, MAGIC};
 use crate::learn::{self, sites};
 use crate::pool::segment;
 use crate::site::Site;
-use crate::size_class::{MIN_ALIGN, POOL_MAX};
+use crate::size_class::{bin_for_aligned, bin_size, MIN_ALIGN, POOL_MAX};
 use crate::{big, diag, pool, tls, track};
 
 /// Largest request served from a pool block (the header takes 32 bytes of it).
@@ -84,13 +84,39 @@ fn alloc_big(size: usize, site: Site) -> *mut u8 {
     learned::alloc(size, MIN_ALIGN, site, false)
 }
 
-/// Over-aligned requests: a big block (its header sits right before the aligned pointer).
+/// Over-aligned requests. Small ones come from a pool block of a class whose blocks are
+/// `align`-aligned, holding `align` bytes before the user pointer (the header in their
+/// last 32), as mimalloc serves small aligned blocks from its size classes; the rest are
+/// big blocks (the header right before the aligned pointer). Never a mapping per small
+/// block: `posix_memalign(64, 48)` in a loop must not exhaust `vm.max_map_count`.
 pub fn alloc_aligned(size: usize, align: usize, site: Site) -> *mut u8 {
     if align <= MIN_ALIGN {
-        alloc(size, site)
-    } else {
-        learned::alloc(size, align, site, false)
+        return alloc(size, site);
     }
+    // align >= 32 = HEADER_SIZE: the header fits in the `align` bytes before `user`.
+    let bin = size
+        .checked_add(align)
+        .filter(|&need| need <= POOL_MAX)
+        .and_then(|need| bin_for_aligned(need, align));
+    let Some(bin) = bin else {
+        return learned::alloc(size, align, site, false);
+    };
+    let block = small::alloc_bin(bin);
+    if block.is_null() {
+        return block;
+    }
+    let user = block.wrapping_add(align);
+    let span = bin_size(bin);
+    // SAFETY: the block holds `align + size` bytes; the header's 32 end at `user`.
+    unsafe {
+        AllocHeader::write(
+            user,
+            AllocHeader::new(Method::PoolAligned, site.0, align, size, span),
+        )
+    };
+    track::malloc_like(user, size, false);
+    track::no_access(block, align);
+    user
 }
 
 /// Frees a reuse-front block: header read, magic check, route by method.
@@ -118,17 +144,35 @@ pub unsafe fn free_steps<const STEPS: u8>(p: *mut u8) {
         // SAFETY: `p` lies past page 0 of a pool segment, so the 32 bytes before it are ours.
         let h = unsafe { &mut *AllocHeader::of(p) };
         if h.magic != MAGIC || h.method != Method::Pool || h.state != State::Live {
-            diag::fatal_pointer(
-                "free",
-                p,
-                "no live hakmem header (not allocated by hakmem, or already freed)",
-            );
+            // SAFETY: forwarded.
+            return unsafe { free_aligned_or_abort(p, h) };
         }
         h.state = State::Freed;
     }
     track::free_like(p);
     // SAFETY: the block starts at the header.
     unsafe { pool::free(p.wrapping_sub(HEADER_SIZE)) };
+}
+
+/// A pool block whose header is not the plain one: an aligned block (its start `offset`
+/// bytes before `p`), or no live block at all (abort).
+///
+/// # Safety
+/// As `free`; `h` is the header in front of `p`, inside a pool page's block area.
+#[cold]
+#[inline(never)]
+unsafe fn free_aligned_or_abort(p: *mut u8, h: &mut AllocHeader) {
+    if h.magic != MAGIC || h.method != Method::PoolAligned || h.state != State::Live {
+        diag::fatal_pointer(
+            "free",
+            p,
+            "no live hakmem header (not allocated by hakmem, or already freed)",
+        );
+    }
+    h.state = State::Freed;
+    track::free_like(p);
+    // SAFETY: an aligned pool block starts `offset` bytes before `p`.
+    unsafe { pool::free(h.base(p)) };
 }
 
 /// Null, big blocks, and pointers into a segment's header page.
@@ -153,8 +197,11 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
     if p.is_null() {
         0
     } else if segment::is_pool(p) {
-        // SAFETY: a pool block with its header in front.
-        unsafe { pool::usable_size(p.wrapping_sub(HEADER_SIZE)) - HEADER_SIZE }
+        // SAFETY: a pool block with its header in front, `offset` bytes into the block.
+        unsafe {
+            let offset = (*AllocHeader::of(p)).offset as usize;
+            pool::usable_size(p.wrapping_sub(offset)) - offset
+        }
     } else {
         big::usable_size(p)
     }

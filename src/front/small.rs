@@ -24,12 +24,19 @@ pub fn alloc_bin(bin: usize) -> *mut u8 {
     p
 }
 
+/// The pool gave null: attach the thread's heap if it has none and retry; out of memory,
+/// retry once after giving back what the allocator keeps for reuse.
 #[cold]
 #[inline(never)]
 fn attach_and_retry(bin: usize) -> *mut u8 {
-    if pool::heap::current().is_null() && init::attach_thread() {
+    let mut p = ptr::null_mut();
+    if pool::heap::current().is_null() {
+        if !init::attach_thread() {
+            return p;
+        }
         // SAFETY: `bin` came from a valid size or bin.
-        return unsafe { pool::alloc_bin(bin) };
+        p = unsafe { pool::alloc_bin(bin) };
     }
-    ptr::null_mut()
+    // SAFETY: as above.
+    super::or_after_releasing(p, || unsafe { pool::alloc_bin(bin) })
 }

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod preload;
+
 /// A small, seeded generator (xorshift64*), so a failing run can be replayed.
 pub struct Rng(u64);
 
