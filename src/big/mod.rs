@@ -401,6 +401,17 @@ pub fn release_reserves() -> bool {
     cached || batched || segments
 }
 
+/// `p`, or, when it is null (out of memory), `again()` after `release_reserves` gave
+/// anything back. The fronts call it where an allocation can fail, all off the fast
+/// paths: a pool refill and the big blocks.
+#[inline]
+pub fn or_after_releasing(p: *mut u8, again: impl FnOnce() -> *mut u8) -> *mut u8 {
+    if p.is_null() && release_reserves() {
+        return again();
+    }
+    p
+}
+
 /// Usable bytes of big block `p`; aborts if `p` is not one.
 pub fn usable_size(p: *mut u8) -> usize {
     checked_usable_size("malloc_usable_size", p)

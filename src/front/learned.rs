@@ -26,7 +26,7 @@ pub fn alloc(size: usize, align: usize, site: Site, zero: bool) -> *mut u8 {
     let fresh = cached.is_null();
     let p = if fresh {
         let p = map_fresh(size, align, site, slot, class, &d); // 3.
-        super::or_after_releasing(p, || map_fresh(size, align, site, slot, class, &d))
+        big::or_after_releasing(p, || map_fresh(size, align, site, slot, class, &d))
     } else {
         cached
     };

@@ -29,7 +29,7 @@ use core::alloc::Layout;
 use core::ptr;
 
 /// Allocates through `front`. Null when out of memory (after giving back what the
-/// allocator kept for reuse and trying once more: `or_after_releasing`).
+/// allocator kept for reuse and trying once more: `big::or_after_releasing`).
 #[inline(always)]
 pub fn alloc(front: Front, size: usize, align: usize, site: Site, zero: bool) -> *mut u8 {
     if front == Front::Reuse && align <= MIN_ALIGN && !zero {
@@ -47,18 +47,6 @@ pub fn alloc(front: Front, size: usize, align: usize, site: Site, zero: bool) ->
         return p;
     }
     alloc_slow(front, size, align, site, zero)
-}
-
-/// `p`, or, when it is null (out of memory), `again()` after the BigCache, the madvise batch
-/// and the thread's empty segments went back: they hold mappings, address space and commit
-/// charge that a new mapping may need (`RLIMIT_AS`, strict overcommit). Called where a
-/// front's allocation can fail, all off the fast paths: a pool refill and the big blocks.
-#[inline]
-pub(crate) fn or_after_releasing(p: *mut u8, again: impl FnOnce() -> *mut u8) -> *mut u8 {
-    if p.is_null() && big::release_reserves() {
-        return again();
-    }
-    p
 }
 
 #[cold]
@@ -79,7 +67,7 @@ fn alloc_slow(front: Front, size: usize, align: usize, site: Site, zero: bool) -
             _ if front == Front::Auto => return learned::alloc(size, align, site, zero),
             _ => {
                 let p = big::alloc(size, align, site.0); // fresh: already zero
-                return or_after_releasing(p, || big::alloc(size, align, site.0));
+                return big::or_after_releasing(p, || big::alloc(size, align, site.0));
             }
         },
     };

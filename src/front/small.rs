@@ -4,7 +4,7 @@
 //! fast path costs nothing there: the pool returns only a block it has tested non-null.
 
 use crate::size_class::bin_of;
-use crate::{init, pool};
+use crate::{big, init, pool};
 use core::ptr;
 
 /// A pool block of `size` bytes (`size <= POOL_MAX`); null when out of memory.
@@ -38,5 +38,5 @@ fn attach_and_retry(bin: usize) -> *mut u8 {
         p = unsafe { pool::alloc_bin(bin) };
     }
     // SAFETY: as above.
-    super::or_after_releasing(p, || unsafe { pool::alloc_bin(bin) })
+    big::or_after_releasing(p, || unsafe { pool::alloc_bin(bin) })
 }
