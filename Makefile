@@ -6,7 +6,7 @@ GUNGRAUN_VERSION := 0.20.0
 IAI_RESULTS  := target/iai.jsonl
 IAI_BASELINE := microbench/iai-baseline.tsv
 
-.PHONY: sites-cost build preload test test-tools test-fast stress bench bench-report bench-programs peer-libs iai iai-runner iai-check iai-bless profile profile-tools miri fmt clippy clean
+.PHONY: hardening sites-cost build preload test test-tools test-fast stress bench bench-report bench-programs peer-libs iai iai-runner iai-check iai-bless profile profile-tools miri fmt clippy clean
 
 build:
 	$(CARGO) build --release --workspace
@@ -70,6 +70,10 @@ bench: preload peer-libs
 # 3 rounds, allocators alternated (target/bench-programs.json). A few minutes.
 bench-programs: preload peer-libs
 	$(CARGO) run -q --release -p microbench --bin bench-programs
+
+# How each allocator ends the heap-bug cases of microbench/c/hardening.c (README table).
+hardening: preload peer-libs
+	@$(CARGO) run -q --release -p microbench --bin hardening
 
 bench-report:
 	@$(CARGO) build -q --release -p microbench --bin cabi

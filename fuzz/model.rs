@@ -92,7 +92,7 @@ impl Model {
     }
 
     fn add(&mut self, p: usize, size: usize, align: usize) -> Result<(), String> {
-        if p % align != 0 {
+        if !p.is_multiple_of(align) {
             return Err(format!("{p:#x} is not {align}-aligned"));
         }
         // SAFETY: a live block of ours.
@@ -177,7 +177,7 @@ impl Model {
                 if u < b.size {
                     return Err(format!("usable size {u} < {}", b.size));
                 }
-                if b.p % b.align != 0 {
+                if !b.p.is_multiple_of(b.align) {
                     return Err(format!("{:#x} lost its {}-byte alignment", b.p, b.align));
                 }
                 Ok(())

@@ -301,7 +301,7 @@ pub unsafe extern "C" fn hak_posix_memalign_from(
     size: usize,
     caller: usize,
 ) -> libc::c_int {
-    if !align.is_power_of_two() || align % core::mem::size_of::<*mut c_void>() != 0 {
+    if !align.is_power_of_two() || !align.is_multiple_of(core::mem::size_of::<*mut c_void>()) {
         return libc::EINVAL;
     }
     let p = aligned_at(size, align, caller);

@@ -41,7 +41,9 @@ fn init_slow() {
     if unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) } == 0 {
         THREAD_KEY.store(key as usize + 1, Ordering::Release);
     }
-    config::get();
+    if config::get().check {
+        pool::heap::arm_freed_mark(); // before the first block is carved
+    }
     // Idle cached big blocks leave on the pool's refills too, not only on big-block calls.
     pool::heap::set_on_refill(big::age_if_due);
     STATE.store(READY, Ordering::Release);

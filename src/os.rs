@@ -104,11 +104,35 @@ pub unsafe fn unmap(p: *mut u8, len: usize) {
 
 /// A range whose unmap failed: linked into the pending list through its own first bytes
 /// (so the list needs no memory of its own and has no bound: one page of each pending
-/// range stays resident for its link).
+/// range stays resident for its link). `check` seals the other two with a per-process
+/// random key: a stray write into a dead range (a use-after-free of a big block) must not
+/// make a later retry unmap an address the writer chose.
 #[repr(C)]
 struct PendingRange {
     next: *mut PendingRange,
     len: usize,
+    check: usize,
+}
+
+impl PendingRange {
+    fn seal(at: *mut PendingRange, next: *mut PendingRange, len: usize) -> PendingRange {
+        PendingRange {
+            next,
+            len,
+            check: at as usize ^ next as usize ^ len.rotate_left(17) ^ pending_key(),
+        }
+    }
+}
+
+/// The key that seals pending ranges (random, chosen at the first refusal).
+fn pending_key() -> usize {
+    static KEY: AtomicUsize = AtomicUsize::new(0);
+    let k = KEY.load(Relaxed);
+    if k != 0 {
+        return k;
+    }
+    let _ = KEY.compare_exchange(0, random_u64() as usize | 1, Relaxed, Relaxed);
+    KEY.load(Relaxed)
 }
 
 /// The pending ranges, a lock-free stack (pushes by CAS; a retry takes the whole list).
@@ -137,7 +161,7 @@ unsafe fn push_pending(r: *mut PendingRange, len: usize) {
     let mut head = PENDING.load(Relaxed);
     loop {
         // SAFETY: per the caller, the range's first bytes are ours to write.
-        unsafe { r.write(PendingRange { next: head, len }) };
+        unsafe { r.write(PendingRange::seal(r, head, len)) };
         match PENDING.compare_exchange_weak(head, r, Release, Relaxed) {
             Ok(_) => return,
             Err(now) => head = now,
@@ -156,7 +180,17 @@ fn retry_pending() {
     while !r.is_null() {
         // SAFETY: a pending range is ours, mapped and dead; its link was written before it
         // was published (Release/Acquire), and only this taker reads it now.
-        let PendingRange { next, len } = unsafe { r.read() };
+        let seen = unsafe { r.read() };
+        let PendingRange { next, len, .. } = seen;
+        if seen.check != PendingRange::seal(r, next, len).check {
+            const MSG: &[u8] =
+                b"hakmem: munmap retry: a pending range was overwritten after it was freed\n";
+            // SAFETY: a static message to fd 2 (this layer is below `diag`); then abort.
+            unsafe {
+                libc::write(2, MSG.as_ptr().cast(), MSG.len());
+                libc::abort();
+            }
+        }
         if !refused {
             MUNMAP.fetch_add(1, Relaxed);
             // SAFETY: as above.
@@ -206,18 +240,54 @@ pub unsafe fn remap(p: *mut u8, old: usize, new: usize) -> *mut u8 {
     }
 }
 
-/// Where the next aligned mapping is asked for. Asking at an aligned address above the
-/// region libraries use usually gets an aligned mapping in one syscall (mimalloc's trick).
-static ALIGNED_HINT: AtomicUsize = AtomicUsize::new(HINT_START);
+/// 8 random bytes from the kernel (`getrandom`, not blocking); from the clock and the pid
+/// if it has none to give (early boot, a seccomp filter).
+pub fn random_u64() -> u64 {
+    let mut v = 0u64;
+    // SAFETY: `v` is a writable 8-byte buffer.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_getrandom,
+            &mut v as *mut u64,
+            8usize,
+            libc::GRND_NONBLOCK,
+        )
+    };
+    if n == 8 {
+        return v;
+    }
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() } as u64;
+    (now_ns() ^ pid.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Where the next aligned mapping is asked for (0: not chosen yet). Asking at an aligned
+/// address above the region libraries use usually gets an aligned mapping in one syscall
+/// (mimalloc's trick). The first hint is random, a multiple of 4 MiB in the first half of
+/// the region, chosen once per process: pool segments (and so every small block) would
+/// otherwise lie at the same addresses in every run, which would let a use-after-free
+/// writer forge the free-list links that are encoded with a block's address
+/// (`pool::page::Block`), as ASLR keeps glibc's heap from being predictable.
+static ALIGNED_HINT: AtomicUsize = AtomicUsize::new(0);
 const HINT_START: usize = 0x1000_0000_0000; // 16 TiB
 const HINT_END: usize = 0x3000_0000_0000; // 48 TiB
+const HINT_GRAIN: usize = 4 << 20;
+
+fn next_hint(len: usize) -> usize {
+    if ALIGNED_HINT.load(Relaxed) == 0 {
+        let slots = ((HINT_END - HINT_START) / 2 / HINT_GRAIN) as u64;
+        let first = HINT_START + (random_u64() % slots) as usize * HINT_GRAIN;
+        let _ = ALIGNED_HINT.compare_exchange(0, first, Relaxed, Relaxed);
+    }
+    ALIGNED_HINT.fetch_add(len, Relaxed)
+}
 
 /// Maps `len` bytes aligned to `align` (a power of two ≥ PAGE). Null on failure.
 pub fn map_aligned(len: usize, align: usize) -> *mut u8 {
     if len.checked_add(align).is_none() {
         return ptr::null_mut();
     }
-    let hint = ALIGNED_HINT.fetch_add(round_up(len, align), Relaxed);
+    let hint = next_hint(round_up(len, align));
     if (HINT_START..HINT_END).contains(&hint) {
         let p = map(hint, len);
         if p.is_null() {

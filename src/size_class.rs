@@ -106,7 +106,7 @@ pub fn bin_for_aligned(size: usize, align: usize) -> Option<usize> {
     }
     let mut bin = bin_of(need);
     while bin < NBINS {
-        if bin_size(bin) % align == 0 {
+        if bin_size(bin).is_multiple_of(align) {
             return Some(bin);
         }
         bin += 1;

@@ -170,9 +170,9 @@ fn memalign_valloc_and_pvalloc_follow_glibc() {
     assert!(hak_memalign(usize::MAX, 16).is_null());
     assert_eq!(errno(), libc::EINVAL);
     let v = hak_valloc(0);
-    assert!(!v.is_null() && v as usize % 4096 == 0);
+    assert!(!v.is_null() && (v as usize).is_multiple_of(4096));
     let pv = hak_pvalloc(0);
-    assert!(!pv.is_null() && pv as usize % 4096 == 0);
+    assert!(!pv.is_null() && (pv as usize).is_multiple_of(4096));
     assert!(
         unsafe { hak_malloc_usable_size(pv) } >= 4096,
         "pvalloc(0) is one page"

@@ -10,11 +10,14 @@
 //!   and checked for which allocator served them.
 //! - `cabi`: the C-path probes (instructions under callgrind, time per operation).
 //! - `programs`: the program benchmarks (classic allocator benchmarks in C, start-up).
+//! - `hardening`: what each allocator does with a forged free-list link, double frees,
+//!   foreign pointers and an overflow (`make hardening`).
 //! - `iai`: gungraun results and the instruction-count gate.
 //! - `table`: the one table type, as Markdown or HTML.
 //! - `report`: criterion results as tables and the performance targets.
 
 pub mod cabi;
+pub mod hardening;
 pub mod iai;
 pub mod machine;
 pub mod native;

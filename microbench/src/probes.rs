@@ -317,8 +317,13 @@ struct CheckedAuto;
 unsafe impl GlobalAlloc for CheckedAuto {
     #[inline(always)]
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        // SAFETY: forwarded.
-        unsafe { peers::HAKMEM.alloc(l) }
+        // SAFETY: forwarded; then the checked mode's work on a fresh block, as the C ABI's
+        // `malloc` does it.
+        unsafe {
+            let p = peers::HAKMEM.alloc(l);
+            hakmem::front::api::after_alloc(p);
+            p
+        }
     }
     #[inline(always)]
     unsafe fn dealloc(&self, p: *mut u8, _l: Layout) {

@@ -113,12 +113,20 @@ pub const RULES: &[Rule] = &[
             "alloc_fast",
             "alloc_slow",
             "find_page",
+            "choose_page",
         ],
         "free-list pop",
     ),
     rule(
         "src/pool/page.rs",
-        &["pop", "next_of", "extend", "collect_remote"],
+        &[
+            "pop",
+            "next_of",
+            "next_checked",
+            "link_of",
+            "extend",
+            "collect_remote",
+        ],
         "free-list pop",
     ),
     rule("src/pool/segment.rs", &[], "segment lookup"),
@@ -135,7 +143,7 @@ pub const RULES: &[Rule] = &[
     ),
     rule(
         "src/pool/page.rs",
-        &["push", "set_next", "push_remote"],
+        &["push", "push_onto", "set_next", "push_remote"],
         "free-list push",
     ),
     rule(

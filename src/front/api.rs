@@ -19,20 +19,54 @@ pub fn malloc(size: usize) -> *mut u8 {
 
 #[inline(always)]
 pub fn malloc_at(size: usize, site: Site) -> *mut u8 {
-    front::alloc(config::get().front, size, MIN_ALIGN, site, false)
+    alloc_checked(size, MIN_ALIGN, site, false)
 }
 
 /// `size` bytes aligned to `align` (a power of two). Null when out of memory.
 #[inline]
 pub fn malloc_aligned(size: usize, align: usize, site: Site) -> *mut u8 {
-    front::alloc(config::get().front, size, align, site, false)
+    alloc_checked(size, align, site, false)
 }
 
 /// Zeroed memory for `n * m` bytes; null (no allocation) if the product overflows.
 pub fn calloc_at(n: usize, m: usize, site: Site) -> *mut u8 {
     match n.checked_mul(m) {
-        Some(size) => front::alloc(config::get().front, size, MIN_ALIGN, site, true),
+        Some(size) => alloc_checked(size, MIN_ALIGN, site, true),
         None => ptr::null_mut(),
+    }
+}
+
+/// An allocation through the configured front; in the checked mode (`HAKMEM_CHECK=1`)
+/// the free-list link it followed is checked exactly (`after_alloc`).
+#[inline(always)]
+fn alloc_checked(size: usize, align: usize, site: Site, zero: bool) -> *mut u8 {
+    let c = config::get();
+    let p = front::alloc(c.front, size, align, site, zero);
+    if c.check {
+        // SAFETY: a block just allocated here, not yet returned.
+        unsafe { after_alloc(p) };
+    }
+    p
+}
+
+/// The checked mode's work on a block just allocated, before the program sees it: the
+/// link its pop followed must lead to null or a block start of the same page
+/// (`pool::heap::check_popped`; the default check bounds it to the page's 1 MiB region),
+/// and its freed mark goes (`pool::heap::forget_freed`). Every C-ABI allocation runs it in
+/// the checked mode (whose `malloc` always takes this path).
+///
+/// # Safety
+/// `p` is null or a block this thread just allocated, not yet handed to the program.
+#[cold]
+#[inline(never)]
+pub unsafe fn after_alloc(p: *mut u8) {
+    use crate::pool::heap;
+    // SAFETY: per the caller.
+    unsafe {
+        heap::check_popped(p);
+        if config::get().front != config::Front::Reuse {
+            heap::forget_freed(p); // (the reuse front's blocks carry a header instead)
+        }
     }
 }
 
@@ -72,8 +106,15 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
 /// # Safety
 /// `p` must be null or a live block of this allocator.
 pub unsafe fn realloc_at(p: *mut u8, new: usize, site: Site) -> *mut u8 {
+    let c = config::get();
     // SAFETY: forwarded.
-    unsafe { front::realloc(config::get().front, p, new, site) }
+    let q = unsafe { front::realloc(c.front, p, new, site) };
+    if c.check && q != p {
+        // The link check only: `q` holds the program's bytes already.
+        // SAFETY: `q` is null or a block this thread just allocated.
+        unsafe { crate::pool::heap::check_popped(q) };
+    }
+    q
 }
 
 /// # Safety
@@ -90,6 +131,10 @@ pub unsafe fn realloc(p: *mut u8, new: usize) -> *mut u8 {
 pub fn alloc_at(layout: Layout, site: Site) -> *mut u8 {
     let c = config::get();
     let p = front::alloc(c.front, layout.size(), layout.align(), site, false);
+    if c.check {
+        // SAFETY: a block just allocated here, not yet returned.
+        unsafe { after_alloc(p) };
+    }
     if c.sites {
         census::record_located(site, Location::caller(), layout.size(), p);
     }

@@ -15,7 +15,7 @@
 //! (`census`), on the full path.
 
 use crate::config;
-use crate::front::{self, census};
+use crate::front::{self, api, census};
 use crate::pool;
 use crate::site::Site;
 use crate::size_class::{bin_of, TABLE_MAX};
@@ -44,6 +44,10 @@ fn malloc_slow(size: usize, caller: usize) -> *mut u8 {
     // One read of the configuration for the front and the sites mode.
     let c = config::get();
     let p = front::alloc(c.front, size, front::MIN_ALIGN, site(caller), false);
+    if c.check {
+        // SAFETY: a block just allocated here, not yet returned.
+        unsafe { api::after_alloc(p) }; // the checked mode's exact check of the link followed
+    }
     if c.sites {
         census::record_alloc(caller, size, p);
     }

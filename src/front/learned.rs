@@ -38,7 +38,7 @@ pub fn alloc(size: usize, align: usize, site: Site, zero: bool) -> *mut u8 {
         learn::record(slot, &d, cost(p, fresh, t0));
     }
     learn::maybe_tick(d.seq);
-    if d.seq % learn::HEAVY_TICK_EVERY == 0 {
+    if d.seq.is_multiple_of(learn::HEAVY_TICK_EVERY) {
         big::age_cache(os::now_coarse_ns());
     }
     big::announce(p, size, fresh);

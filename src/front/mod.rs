@@ -220,7 +220,10 @@ mod tests {
             (Front::Reuse, 255 << 10, 4096, false), // + the alignment: over the pool's range
         ] {
             let p = alloc(front, size, align, site, false);
-            assert!(!p.is_null() && p as usize % align == 0, "{front:?} {size}");
+            assert!(
+                !p.is_null() && (p as usize).is_multiple_of(align),
+                "{front:?} {size}"
+            );
             assert_eq!(segment::is_pool(p), pooled, "{front:?} {size}");
             assert_eq!(registry::contains(p), !pooled, "{front:?} {size}");
             unsafe {

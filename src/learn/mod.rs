@@ -138,7 +138,7 @@ fn strategy_threshold(i: u8) -> usize {
 
 /// Whether call `seq` is timed (see `Decision::sample`).
 fn sampled(seq: u64) -> bool {
-    seq % SAMPLE_EVERY == 0 || config::get().mode == config::Mode::Research
+    seq.is_multiple_of(SAMPLE_EVERY) || config::get().mode == config::Mode::Research
 }
 
 fn elo_decision(i: u8, seq: u64) -> Decision {
@@ -174,7 +174,7 @@ pub fn decide(slot: usize, size: usize) -> Decision {
     if cfg.lifecycle {
         match phase() {
             Phase::Frozen => return elo_decision(FROZEN_CHOICE.load(Relaxed), seq),
-            Phase::Canary if seq % CANARY_EVERY == 0 => {
+            Phase::Canary if seq.is_multiple_of(CANARY_EVERY) => {
                 let mut d = elo_decision(CANARY_CHOICE.load(Relaxed), seq);
                 d.canary = true;
                 d.sample = true;
@@ -199,7 +199,7 @@ pub fn decide(slot: usize, size: usize) -> Decision {
     if !cfg.elo {
         return Decision::fixed(seq, cfg.fixed_threshold);
     }
-    if seq % cfg.select_every as u64 == 0 {
+    if seq.is_multiple_of(cfg.select_every as u64) {
         let mut b = BRAIN.lock();
         let mut rng = b.rng.clone();
         let i = b.elo().select(&mut rng) as u8;

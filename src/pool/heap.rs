@@ -11,6 +11,7 @@
 //! attaches one (`attach`) and parks it at thread exit (`detach`).
 
 use super::list::List;
+use super::page;
 use super::page::{Block, Page, PageQueue};
 use super::segment::{self, PageKind, Segment, KINDS};
 use crate::lock::SpinLock;
@@ -205,11 +206,12 @@ pub unsafe fn free(p: *mut u8) {
         let page = segment::page_of(seg, p);
         let heap = current();
         if (*seg).owner == heap as *mut () {
-            if p as *mut Block == (*page).free.get() {
+            let top = (*page).free.get();
+            if p as *mut Block == top {
                 // The block on top of its page's free list is being freed again.
                 double_free(p);
             }
-            push_local(heap, page, p);
+            push_local(heap, page, p, top);
         } else {
             free_remote(seg, page, p);
         }
@@ -233,26 +235,28 @@ pub unsafe fn free_fast(heap: *mut Heap, p: *mut u8) -> bool {
     // an owner equal to our non-null heap makes the page ours.
     unsafe {
         let page = segment::page_of(seg, p);
+        let top = (*page).free.get();
         // A live segment's owner is never null, so a null `heap` never matches.
-        if (*seg).owner != heap as *mut () || p as *mut Block == (*page).free.get() {
+        if (*seg).owner != heap as *mut () || p as *mut Block == top {
             return false; // another heap's block (or no heap), or a double free
         }
-        push_local(heap, page, p);
+        push_local(heap, page, p, top);
     }
     true
 }
 
-/// Pushes `p` onto its page's local free list.
+/// Pushes `p` onto its page's local free list, whose head is `top`.
 ///
 /// # Safety
-/// `heap` is this thread's heap and owns `page`, a live page holding the live block `p`.
+/// `heap` is this thread's heap and owns `page`, a live page holding the live block `p`;
+/// `top` is the page's free-list head.
 #[inline(always)]
-unsafe fn push_local(heap: *mut Heap, page: *mut Page, p: *mut u8) {
+unsafe fn push_local(heap: *mut Heap, page: *mut Page, p: *mut u8, top: *mut Block) {
     // SAFETY: per the caller.
     unsafe {
         (*heap).stats.frees.bump();
-        // Push onto the owner's list: two stores, no atomics.
-        (*page).push(p as *mut Block);
+        // Push onto the owner's list: the encoded link and two stores, no atomics.
+        (*page).push_onto(p as *mut Block, top);
         // Out of line only when the page left the full list, or emptied and is not the
         // one this size class allocates from (a malloc/free pair loop stays inline).
         // A page record out of use (segment metadata, a free page slot) holds
@@ -285,10 +289,24 @@ fn not_a_block(p: *mut u8) -> ! {
     )
 }
 
+/// Arms the checked mode's freed mark (`page::FREED_MARK`, glibc's tcache key): from now
+/// on a free block's second word holds a per-process random value, written when a page
+/// carves blocks and by `check_free`, cleared by `forget_freed` when the block is handed
+/// out. `check_free` looks for a block that holds it on the page's lists. A program's own
+/// data equal to it by chance costs a walk, never a false report (the walk decides).
+/// `init` calls it in the checked mode, before the first block is carved.
+pub fn arm_freed_mark() {
+    let _ = page::FREED_MARK.compare_exchange(0, os::random_u64() as usize | 1, Relaxed, Relaxed);
+}
+
+fn freed_key() -> usize {
+    page::FREED_MARK.load(Relaxed)
+}
+
 /// The checked mode's validation of a free (`HAKMEM_CHECK=1`): `p` must be the start of a
 /// block carved from a page in use, and (when this thread owns the page) not already on
-/// its free lists. Aborts naming `p` otherwise. A block that looks free (its first word
-/// null or a block of the page) costs a walk of the page's lists: O(free blocks).
+/// its free lists. Aborts naming `p` otherwise. A block marked freed (`freed_key`) costs a
+/// walk of the page's lists: O(free blocks); any other, two words.
 ///
 /// # Safety
 /// `p` must point into a live pool segment.
@@ -311,16 +329,47 @@ pub unsafe fn check_free(p: *mut u8) {
         if !start {
             crate::diag::fatal_pointer("free", p, "not the start of a block (an interior pointer)");
         }
-        // A free block's first word is its link: null or another block of the page. Only a
-        // block that looks free that way is looked for on the lists (mimalloc's debug check
-        // does the same), so a live block costs a load.
-        if owner {
-            let link = *(p as *const *const u8);
-            if (link.is_null() || (*page).is_block_start(link))
-                && (*page).holds_free(p as *mut Block)
-            {
-                double_free(p);
-            }
+        // Only a block marked freed is looked for on the lists, so a live block costs a
+        // load. (Every block holds two words: the smallest class is 16 bytes.)
+        let mark = (p as *mut usize).add(1);
+        let key = freed_key();
+        if owner && key != 0 && *mark == key && (*page).holds_free(p as *mut Block) {
+            double_free(p);
+        }
+        *mark = key;
+    }
+}
+
+/// Clears the checked mode's freed mark (`freed_key`) of a block just handed out, before
+/// the program sees it (a block it frees unwritten then costs no walk).
+///
+/// # Safety
+/// `p` is null or a block this thread just allocated, not yet handed to the program.
+pub unsafe fn forget_freed(p: *mut u8) {
+    if segment::is_pool(p) {
+        // SAFETY: a fresh pool block of at least 16 bytes, ours until returned.
+        unsafe { (p as *mut usize).add(1).write(0) };
+    }
+}
+
+/// The checked mode's check of an allocation (`HAKMEM_CHECK=1`): `p` (any pointer into the
+/// block just handed out; null or a big block: nothing to check) was popped from its page's
+/// free list, and the link it held, now the list's head, must be null or a block start of
+/// the same page. The pop's own check bounds it to the page's 1 MiB region only.
+///
+/// # Safety
+/// `p` is null or a block this thread just allocated.
+pub unsafe fn check_popped(p: *mut u8) {
+    if !segment::is_pool(p) {
+        return;
+    }
+    // SAFETY: `p` lies in a live pool segment, in a page this thread owns (it just
+    // allocated from it), so its record and free list are ours to read.
+    unsafe {
+        let page = segment::page_of(segment::segment_of(p), p);
+        let head = (*page).free.get();
+        if !head.is_null() && !(*page).is_block_start(head as *const u8) {
+            super::page::corrupt_next(page, head);
         }
     }
 }
@@ -415,8 +464,22 @@ unsafe fn purge_idle_segments(h: &mut Local) {
     }
 }
 
-/// Makes `heap.pages[bin]` a page with a free block and returns it (null: out of memory).
+/// Makes `heap.pages[bin]` a page with a free block and returns it (null: out of memory,
+/// and the size class has no current page).
 unsafe fn find_page(heap: *mut Heap, bin: usize) -> *mut Page {
+    // SAFETY: `heap` is the calling thread's live heap.
+    unsafe {
+        let page = choose_page(heap, bin);
+        let h = &mut *Heap::local(heap);
+        let current = if page.is_null() { empty_page() } else { page };
+        h.pages[bin] = current;
+        page
+    }
+}
+
+/// The page `find_page` makes current: the current one refilled, or another of the size
+/// class's queue, or a new one.
+unsafe fn choose_page(heap: *mut Heap, bin: usize) -> *mut Page {
     // SAFETY: `heap` is the calling thread's live heap; every page on its lists is live.
     unsafe {
         let h = &mut *Heap::local(heap);
@@ -426,10 +489,8 @@ unsafe fn find_page(heap: *mut Heap, bin: usize) -> *mut Page {
             if (*current).collect_remote() > 0 || (*current).extend() {
                 return current;
             }
-            h.pages[bin] = empty_page();
             if move_to_full(h, current) {
-                h.pages[bin] = current; // blocks came back while we looked
-                return current;
+                return current; // blocks came back while we looked
             }
         }
         if (*heap).remote_full_pending.load(Relaxed) {
@@ -440,11 +501,9 @@ unsafe fn find_page(heap: *mut Heap, bin: usize) -> *mut Page {
         while !p.is_null() {
             let next = (*p).next.get();
             if !(*p).free.get().is_null() || (*p).collect_remote() > 0 || (*p).extend() {
-                h.pages[bin] = p;
                 return p;
             }
             if move_to_full(h, p) {
-                h.pages[bin] = p;
                 return p;
             }
             p = next;
@@ -455,7 +514,6 @@ unsafe fn find_page(heap: *mut Heap, bin: usize) -> *mut Page {
         }
         h.queues[bin].push_front(p);
         (*p).extend();
-        h.pages[bin] = p;
         p
     }
 }

@@ -12,28 +12,76 @@ use core::cell::Cell;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-/// A free block: its first word links to the next free block.
+/// A free block: its first word links to the next free block, encoded.
+///
+/// The link is stored as `next ^ address of the block` (glibc's safe-linking stores
+/// `next ^ (address >> 12)`): a pointer written into a freed block by a use-after-free
+/// decodes to an address the writer did not choose unless it knows where the block lies
+/// (segments are placed at a random base, `os::map_aligned`). A block and the next one on
+/// its page lie in the same page, within `LINK_WINDOW` bytes of the same aligned region,
+/// so a valid encoded link is below `LINK_WINDOW`, except the end of a list (null next:
+/// the block's own address): `pop` refuses anything else, and aborts naming the page and
+/// the block (`corrupt_link`). That refuses a forged absolute address (the attack of a
+/// use-after-free write) and overflow bytes written over a free block's link; a forged
+/// link to another block of the same region passes, and `HAKMEM_CHECK=1` checks every
+/// popped link exactly (a block start of the same page: `heap::check_popped`).
 #[repr(C)]
 pub struct Block {
-    pub next: *mut Block,
+    link: usize,
 }
 
+/// Encoded links of valid next blocks are below this: the largest page (1 MiB), whose
+/// aligned region holds every block of every page kind together with its successor.
+pub const LINK_WINDOW: usize = 1 << 20;
+
 impl Block {
-    /// The link of free block `b`. (Under the `valgrind` feature, memcheck sees the word
-    /// as accessible only while it is read: free memory is no-access.)
+    /// The encoded link of free block `b` (see `Block`). (Under the `valgrind` feature,
+    /// memcheck sees the word as accessible only while it is read: free memory is
+    /// no-access.)
     ///
     /// # Safety
     /// `b` must be a free block of the caller's page.
     #[inline(always)]
-    pub unsafe fn next_of(b: *mut Block) -> *mut Block {
+    pub unsafe fn link_of(b: *mut Block) -> usize {
         track::defined(b as *const u8, LINK);
         // SAFETY: per the caller, `b`'s first word is its link.
-        let next = unsafe { (*b).next };
+        let link = unsafe { (*b).link };
         track::no_access(b as *const u8, LINK);
-        next
+        link
     }
 
-    /// Sets the link of `b`, a block the caller holds (free, or being freed).
+    /// The next block after free block `b`, decoded without a check (walks that check
+    /// what they find themselves: `Page::check`, the checked mode).
+    ///
+    /// # Safety
+    /// As `link_of`.
+    #[inline(always)]
+    pub unsafe fn next_of(b: *mut Block) -> *mut Block {
+        // SAFETY: forwarded.
+        (unsafe { Block::link_of(b) } ^ b as usize) as *mut Block
+    }
+
+    /// The next block after free block `b` of `page`, decoded; aborts on a link no valid
+    /// next block has (see `Block`).
+    ///
+    /// # Safety
+    /// As `link_of`.
+    #[inline(always)]
+    pub unsafe fn next_checked(b: *mut Block, page: &Page) -> *mut Block {
+        // SAFETY: forwarded.
+        let link = unsafe { Block::link_of(b) };
+        if link >= LINK_WINDOW {
+            // The end of the list (the block's own address), or a corrupt link: out of the
+            // way of the common case, no call unless it aborts.
+            core::hint::cold_path();
+            if link != b as usize {
+                corrupt_link(page, b, link);
+            }
+        }
+        (link ^ b as usize) as *mut Block
+    }
+
+    /// Sets the link of `b`, a block the caller holds (free, or being freed), to `next`.
     ///
     /// # Safety
     /// `b` must be a block of the caller's page that nobody else uses.
@@ -41,12 +89,43 @@ impl Block {
     pub unsafe fn set_next(b: *mut Block, next: *mut Block) {
         track::undefined(b as *const u8, LINK);
         // SAFETY: per the caller.
-        unsafe { (*b).next = next };
+        unsafe { (*b).link = next as usize ^ b as usize };
         track::no_access(b as *const u8, LINK);
     }
 }
 
-const LINK: usize = core::mem::size_of::<*mut Block>();
+/// A free block's link that no valid list holds: written over after the block was freed
+/// (a use-after-free, an overflow from the block before). Going on would hand out memory
+/// the writer chose.
+#[cold]
+#[inline(never)]
+pub fn corrupt_link(page: *const Page, block: *mut Block, link: usize) -> ! {
+    crate::diag::eprint_line(format_args!(
+        "hakmem: malloc(): corrupted free list in page {page:p}: the link in free block {block:p} was overwritten ({:#x} decodes to {:#x}, not a block of the page)",
+        link,
+        link ^ block as usize
+    ));
+    // SAFETY: abort has no preconditions.
+    unsafe { libc::abort() }
+}
+
+/// The checked mode's finding (`heap::check_popped`): the next block a pop left at the head
+/// of `page`'s list, `next`, is not a block start of the page.
+#[cold]
+#[inline(never)]
+pub fn corrupt_next(page: *const Page, next: *mut Block) -> ! {
+    crate::diag::eprint_line(format_args!(
+        "hakmem: malloc(): corrupted free list in page {page:p}: the link of the block just handed out leads to {next:p}, not a block of the page"
+    ));
+    // SAFETY: abort has no preconditions.
+    unsafe { libc::abort() }
+}
+
+const LINK: usize = core::mem::size_of::<Block>();
+
+/// The checked mode's freed mark (0: off; see `heap::arm_freed_mark`): carved blocks get it
+/// in their second word, as freed ones do.
+pub static FREED_MARK: AtomicUsize = AtomicUsize::new(0);
 
 /// Bit 0 of `thread_free`: the page sits on its owner's full list.
 pub const FULL_BIT: usize = 1;
@@ -118,20 +197,23 @@ impl Page {
         ..Page::EMPTY
     };
 
-    /// Pops a block off the owner's free list; null when it is empty. The allocation fast
-    /// path is this plus the TLS read and the bin lookup.
+    /// Pops a block off the owner's free list; null when it is empty. Aborts on a corrupt
+    /// link (see `Block`). The allocation fast path is this plus the TLS read and the bin
+    /// lookup.
     ///
     /// # Safety
     /// Owner only; every block on `free` is a free block of this page.
     #[inline(always)]
     pub unsafe fn pop(&self) -> *mut Block {
         let block = self.free.get();
-        if !block.is_null() {
-            // One load of the link, two stores. No lock, no atomic RMW.
-            // SAFETY: a free block's first word is its link.
-            self.free.set(unsafe { Block::next_of(block) });
-            self.used.set(self.used.get().wrapping_add(1));
+        if block.is_null() {
+            return block;
         }
+        // One load of the link, one compare, the decoding, two stores. No lock, no atomic
+        // read-modify-write, no call.
+        // SAFETY: a free block's first word is its link.
+        self.free.set(unsafe { Block::next_checked(block, self) });
+        self.used.set(self.used.get().wrapping_add(1));
         block
     }
 
@@ -141,8 +223,19 @@ impl Page {
     /// Owner only; `block` is a block of this page that the caller gives up.
     #[inline(always)]
     pub unsafe fn push(&self, block: *mut Block) {
+        // SAFETY: forwarded.
+        unsafe { self.push_onto(block, self.free.get()) }
+    }
+
+    /// `push` when the caller has already read `top`, the list's head (the free path reads
+    /// it once, for its double-free test and for the link).
+    ///
+    /// # Safety
+    /// As `push`; `top == self.free.get()`.
+    #[inline(always)]
+    pub unsafe fn push_onto(&self, block: *mut Block, top: *mut Block) {
         // SAFETY: the caller gave us the block; its first word becomes the link.
-        unsafe { Block::set_next(block, self.free.get()) };
+        unsafe { Block::set_next(block, top) };
         self.free.set(block);
         self.used.set(self.used.get().wrapping_sub(1));
     }
@@ -189,7 +282,7 @@ impl Page {
         let off = (p as usize).wrapping_sub(self.start as usize);
         self.block_size != 0
             && off < blocks as usize * self.block_size
-            && off % self.block_size == 0
+            && off.is_multiple_of(self.block_size)
     }
 
     /// Checks the record's invariants and panics naming the first one broken (debug builds
@@ -281,6 +374,13 @@ impl Page {
             }
             let last = first.add((n - 1) * bs) as *mut Block;
             Block::set_next(last, self.free.get());
+            let mark = FREED_MARK.load(Ordering::Relaxed);
+            if mark != 0 {
+                for i in 0..n {
+                    // Blocks are at least 16 bytes: the second word is the block's.
+                    first.add(i * bs).cast::<usize>().add(1).write(mark);
+                }
+            }
             track::no_access(first, n * bs); // carved blocks are free memory
             self.free.set(first as *mut Block);
         }
@@ -302,10 +402,12 @@ impl Page {
         let mut tail = list as *mut Block;
         // SAFETY: every block on the list was handed out from this page and pushed by
         // `push_remote`, which wrote its `next` before publishing it (Release/Acquire).
+        // Each link is checked as `pop` checks it (a use-after-free write into a block on
+        // this list would otherwise reach `free`).
         unsafe {
             loop {
                 n += 1;
-                let next = Block::next_of(tail);
+                let next = Block::next_checked(tail, self);
                 if next.is_null() {
                     break;
                 }
@@ -393,6 +495,15 @@ mod tests {
     use super::*;
 
     /// A page of `n` blocks of `bs` bytes over a buffer of its own.
+    /// A block area aligned as a real page is (64 KiB), so a block and its successor lie
+    /// in the same `LINK_WINDOW` region as in a segment.
+    #[repr(C, align(65536))]
+    struct Area([u128; 320]);
+
+    fn area() -> Box<Area> {
+        Box::new(Area([0; 320]))
+    }
+
     fn page_over(buf: &mut [u128], bs: usize) -> Box<Page> {
         let mut page = Box::new(Page::UNUSED);
         let len = buf.len() * 16;
@@ -403,8 +514,9 @@ mod tests {
 
     #[test]
     fn carve_pop_push_and_count() {
-        let mut buf = vec![0u128; 64]; // 1 KiB: 16 blocks of 64 B
-        let page = page_over(&mut buf, 64);
+        let mut area = area();
+        let buf = &mut area.0[..64]; // 1 KiB: 16 blocks of 64 B
+        let page = page_over(buf, 64);
         assert!(page.in_use.get() && page.used.get() == 0 && page.reserved == 16);
         unsafe {
             assert!(page.extend());
@@ -433,13 +545,26 @@ mod tests {
             // LIFO: the last block pushed comes back first.
             assert_eq!(page.pop(), got[15]);
             assert!(!page.holds_free(got[15]));
+            // Links are stored encoded: a freed block's first word is not a pointer; the
+            // last block's link is its own address (a null next).
+            for _ in 0..15 {
+                assert!(!page.pop().is_null());
+            }
+            assert!(page.pop().is_null() && page.used.get() == 16);
+            page.push(got[1]);
+            assert_eq!(Block::link_of(got[1]), got[1] as usize);
+            page.push(got[2]);
+            assert_eq!(Block::link_of(got[2]), got[1] as usize ^ got[2] as usize);
+            assert!(Block::link_of(got[2]) < LINK_WINDOW);
+            assert_eq!(Block::next_of(got[2]), got[1]);
         }
     }
 
     #[test]
     fn a_retired_record_holds_the_sentinel() {
-        let mut buf = vec![0u128; 64];
-        let page = page_over(&mut buf, 64);
+        let mut area = area();
+        let buf = &mut area.0[..64];
+        let page = page_over(buf, 64);
         page.retire();
         assert!(!page.in_use.get());
         assert_eq!(page.used.get(), UNUSED_SENTINEL);
@@ -459,8 +584,9 @@ mod tests {
     /// exactly once, and the FULL bit is reported to a freer and cleared by the collect.
     #[test]
     fn remote_frees_from_other_threads_all_come_back() {
-        let mut buf = vec![0u128; 320]; // 5 KiB: 80 blocks of 64 B
-        let page = page_over(&mut buf, 64);
+        let mut area = area();
+        let buf = &mut area.0[..320]; // 5 KiB: 80 blocks of 64 B
+        let page = page_over(buf, 64);
         let (blocks, own): (Vec<usize>, Vec<usize>) = unsafe {
             page.extend();
             let all: Vec<usize> = (0..80).map(|_| page.pop() as usize).collect();
@@ -519,8 +645,9 @@ mod tests {
     #[test]
     #[should_panic(expected = "free + ")]
     fn check_names_a_count_that_does_not_add_up() {
-        let mut buf = vec![0u128; 64];
-        let page = page_over(&mut buf, 64);
+        let mut area = area();
+        let buf = &mut area.0[..64];
+        let page = page_over(buf, 64);
         unsafe {
             page.extend();
             page.check(); // consistent: 16 free, 0 used

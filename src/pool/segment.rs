@@ -53,14 +53,24 @@ impl PageKind {
 }
 
 pub const MAX_PAGES: usize = SEGMENT_SIZE >> 16;
+/// The size of a page record.
+const RECORD: usize = core::mem::size_of::<Page>();
+const _: () = assert!(RECORD.is_power_of_two());
 
 /// The segment header, at the segment's first byte. Page 0 holds it and serves no blocks.
+/// The page records come first: a block's record is then the segment's address plus the
+/// record's offset, one add on the free path (record 0, page 0's own, is never in use).
 #[repr(C)]
 pub struct Segment {
+    pub pages: [Page; MAX_PAGES],
     /// The heap (`heap::Heap`) that owns every page here, type-erased so that segments sit
     /// below heaps. Heaps are immortal, so this stays valid.
     pub owner: *mut (),
-    pub page_shift: usize,
+    /// `page_shift - 6` and the mask of a record's offset: a pointer shifted right by the
+    /// one and masked with the other is the byte offset of its page's record (records are
+    /// 64 bytes), one shift and one mask on the free path.
+    pub record_shift: usize,
+    pub record_mask: usize,
     pub kind: PageKind,
     /// Pages in use (of `kind.pages() - 1` usable).
     pub used_pages: usize,
@@ -70,7 +80,6 @@ pub struct Segment {
     pub in_free_list: bool,
     /// When the segment became empty (for the heap's cache of empty segments).
     pub emptied_at_ns: u64,
-    pub pages: [Page; MAX_PAGES],
 }
 
 const _: () = assert!(core::mem::size_of::<Segment>() <= PageKind::Small.page_size());
@@ -128,8 +137,8 @@ pub fn segment_of(p: *const u8) -> *mut Segment {
 pub unsafe fn page_of(seg: *mut Segment, p: *const u8) -> *mut Page {
     // SAFETY: `p` lies in `seg`, so the index is below `kind.pages() <= MAX_PAGES`.
     unsafe {
-        let idx = ((p as usize) & SEGMENT_MASK) >> (*seg).page_shift;
-        (&raw mut (*seg).pages).cast::<Page>().add(idx)
+        let at = ((p as usize) >> (*seg).record_shift) & (*seg).record_mask;
+        (&raw mut (*seg).pages).cast::<u8>().add(at).cast::<Page>()
     }
 }
 
@@ -146,7 +155,8 @@ pub fn create(kind: PageKind, owner: *mut ()) -> *mut Segment {
     unsafe {
         (*seg).owner = owner;
         (*seg).kind = kind;
-        (*seg).page_shift = kind.shift();
+        (*seg).record_shift = kind.shift() - RECORD.trailing_zeros() as usize;
+        (*seg).record_mask = (SEGMENT_MASK >> (*seg).record_shift) & !(RECORD - 1);
         // Every record starts out of use, page 0's (the header's own) included: a stray
         // free into one aborts (see `Page::UNUSED`).
         let pages = (&raw mut (*seg).pages).cast::<Page>();
