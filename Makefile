@@ -6,7 +6,7 @@ GUNGRAUN_VERSION := 0.20.0
 IAI_RESULTS  := target/iai.jsonl
 IAI_BASELINE := microbench/iai-baseline.tsv
 
-.PHONY: hardening sites-cost build preload test test-tools test-fast stress bench bench-report bench-programs peer-libs iai iai-runner iai-check iai-bless profile profile-tools miri fmt clippy clean
+.PHONY: bench-scaling hardening sites-cost build preload test test-tools test-fast stress bench bench-report bench-programs peer-libs iai iai-runner iai-check iai-bless profile profile-tools miri fmt clippy clean
 
 build:
 	$(CARGO) build --release --workspace
@@ -70,6 +70,12 @@ bench: preload peer-libs
 # 3 rounds, allocators alternated (target/bench-programs.json). A few minutes.
 bench-programs: preload peer-libs
 	$(CARGO) run -q --release -p microbench --bin bench-programs
+
+# Thread scaling (microbench/c/scaling/) at 1, 2, 4, ... threads up to max(16, 2 x cores)
+# under each allocator, 3 rounds alternated, medians (target/bench-scaling.json and
+# target/scaling-*.svg). A few minutes on 2 cores.
+bench-scaling: preload peer-libs
+	$(CARGO) run -q --release -p microbench --bin bench-scaling
 
 # How each allocator ends the heap-bug cases of microbench/c/hardening.c (README table).
 hardening: preload peer-libs

@@ -42,10 +42,13 @@ fn init_slow() {
         THREAD_KEY.store(key as usize + 1, Ordering::Release);
     }
     if config::get().check {
-        pool::heap::arm_freed_mark(); // before the first block is carved
+        pool::free::arm_freed_mark(); // before the first block is carved
     }
     // Idle cached big blocks leave on the pool's refills too, not only on big-block calls.
-    pool::heap::set_on_refill(big::age_if_due);
+    pool::alloc::set_on_refill(big::age_if_due);
+    // A thread whose first pool call frees another thread's block gets a heap there, so
+    // its frees are batched like every thread's (`pool::free`).
+    pool::free::set_attach(attach_thread);
     STATE.store(READY, Ordering::Release);
     // Normally done at load already (`at_load`).
     register_fork_handlers();
@@ -76,7 +79,7 @@ fn register_fork_handlers() {
 #[cold]
 pub(crate) fn attach_thread() -> bool {
     ensure();
-    let heap = pool::heap::attach(tls::exited());
+    let heap = pool::thread::attach(tls::exited());
     if heap.is_null() {
         return false;
     }
@@ -90,10 +93,10 @@ pub(crate) fn attach_thread() -> bool {
 }
 
 /// The thread-exit destructor: the heap is parked, and a later allocation of this thread
-/// (another key's destructor) gets a *late* heap (see `pool::heap::attach`).
+/// (another key's destructor) gets a *late* heap (see `pool::thread::attach`).
 unsafe extern "C" fn on_thread_exit(value: *mut libc::c_void) {
     // SAFETY: the value is the exiting thread's heap, set by `attach_thread`.
-    unsafe { pool::heap::detach(value.cast()) };
+    unsafe { pool::thread::detach(value.cast()) };
     tls::set_exited();
 }
 
@@ -103,7 +106,7 @@ unsafe extern "C" fn on_thread_exit(value: *mut libc::c_void) {
 extern "C" fn fork_prepare() {
     learn::lock_for_fork();
     big::madvise::lock_for_fork();
-    pool::heap::lock_for_fork();
+    pool::thread::lock_for_fork();
     big::registry::lock_for_fork();
 }
 
@@ -111,7 +114,7 @@ fn unlock_all() {
     // SAFETY: `fork_prepare` took every lock on this thread (or the thread the child copies).
     unsafe {
         big::registry::unlock_after_fork();
-        pool::heap::unlock_after_fork();
+        pool::thread::unlock_after_fork();
         big::madvise::unlock_after_fork();
         learn::unlock_after_fork();
     }
@@ -124,7 +127,7 @@ extern "C" fn fork_parent() {
 extern "C" fn fork_child() {
     unlock_all();
     stats::note_owner();
-    pool::heap::after_fork_in_child();
+    pool::thread::after_fork_in_child();
     // The child has one thread: a busy flag another thread of the parent held stays set
     // forever here (the sampler would skip every sample, the unwinder every stack).
     learn::after_fork_in_child();

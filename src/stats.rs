@@ -355,10 +355,19 @@ impl Snapshot {
             s.unmap_pending,
             s.unmap_pending_bytes
         )?;
+        let pl = &self.pool;
         write!(
             w,
-            "\"pool\":{{\"allocs\":{},\"frees\":{},\"remote_frees\":{},\"heaps\":{}}},",
-            self.pool.allocs, self.pool.frees, self.pool.remote_frees, self.pool.heaps
+            "\"pool\":{{\"allocs\":{},\"frees\":{},\"remote_frees\":{},\"heaps\":{},\"remote_batches\":{},\"remote_cas_retries\":{},\"collections\":{},\"collected_blocks\":{},\"collected_pages\":{}}},",
+            pl.allocs,
+            pl.frees,
+            pl.remote_frees,
+            pl.heaps,
+            pl.remote_batches,
+            pl.remote_cas_retries,
+            pl.collections,
+            pl.collected_blocks,
+            pl.collected_pages
         )?;
         write!(
             w,
@@ -406,11 +415,28 @@ impl Snapshot {
             c.mode.name(),
             c.front.name()
         )?;
+        let pl = &self.pool;
         writeln!(
             w,
             "  pool     : {} allocs, {} frees ({} remote), {} heaps",
-            self.pool.allocs, self.pool.frees, self.pool.remote_frees, self.pool.heaps
+            pl.allocs,
+            pl.frees + pl.remote_frees,
+            pl.remote_frees,
+            pl.heaps
         )?;
+        if pl.remote_frees > 0 {
+            let per = |a: u64, b: u64| a as f64 / b.max(1) as f64;
+            writeln!(
+                w,
+                "  remote   : {} batches ({:.1} blocks each, {} CAS retries), {} collections ({:.1} blocks, {:.1} pages each)",
+                pl.remote_batches,
+                per(pl.remote_frees, pl.remote_batches),
+                pl.remote_cas_retries,
+                pl.collections,
+                per(pl.collected_blocks, pl.collections),
+                per(pl.collected_pages, pl.collections)
+            )?;
+        }
         writeln!(
             w,
             "  big      : {} allocs, {} frees, {} cached blocks split",

@@ -26,6 +26,11 @@ const ORDER: &[&str] = &[
     "pool::page",
     "pool::segment",
     "pool::heap",
+    "pool::pages",
+    "pool::free",
+    "pool::collect",
+    "pool::alloc",
+    "pool::thread",
     "pool",
     // 4. learning
     "learn::math",

@@ -90,7 +90,7 @@ fn worker(id: u64, ops: usize, to_next: mpsc::Sender<Block>, from_prev: mpsc::Re
     let mut live: Vec<Block> = Vec::new();
     for op in 0..ops {
         if op % 50_000 == 0 {
-            hakmem::pool::heap::check_current(); // the heap's invariants hold mid-run
+            hakmem::pool::thread::check_current(); // the heap's invariants hold mid-run
         }
         for b in from_prev.try_iter() {
             b.free(); // a cross-thread free
@@ -123,7 +123,7 @@ fn worker(id: u64, ops: usize, to_next: mpsc::Sender<Block>, from_prev: mpsc::Re
     for b in from_prev.iter() {
         b.free();
     }
-    hakmem::pool::heap::check_current();
+    hakmem::pool::thread::check_current();
 }
 
 #[test]

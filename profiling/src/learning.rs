@@ -18,10 +18,8 @@
 //! round, for the learning curves.
 
 use crate::ablation::run_child;
-use crate::report::esc;
 use serde::Serialize;
 use serde_json::Value;
-use std::fmt::Write;
 use std::path::Path;
 
 /// One configuration's run.
@@ -257,73 +255,17 @@ impl Study {
     }
 }
 
-/// A line chart (SVG) of `series` (name, points), x and y scaled to their ranges.
+/// A line chart (SVG) of `series` (name, points) by round.
 pub fn line_chart(title: &str, y_label: &str, series: &[(String, Vec<(f64, f64)>)]) -> String {
-    const COLORS: [&str; 12] = [
-        "#d9534f", "#f0ad4e", "#5cb85c", "#5bc0de", "#337ab7", "#9b59b6", "#e67e22", "#1abc9c",
-        "#95a5a6", "#34495e", "#c0392b", "#2c3e50",
-    ];
-    let (left, top, w, h) = (60.0, 30.0, 560.0, 260.0);
-    let pts = series.iter().flat_map(|(_, p)| p.iter());
-    let (mut x0, mut x1, mut y0, mut y1) = (
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-        f64::INFINITY,
-        f64::NEG_INFINITY,
-    );
-    for &(x, y) in pts {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y0 = y0.min(y);
-        y1 = y1.max(y);
+    microbench::chart::LineChart {
+        title,
+        x_label: "round",
+        y_label,
+        series,
+        shade_above: None,
+        y_from_zero: false,
     }
-    if !x0.is_finite() {
-        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
-    }
-    if x1 <= x0 {
-        x1 = x0 + 1.0;
-    }
-    if y1 <= y0 {
-        y1 = y0 + 1.0;
-    }
-    let sx = |x: f64| left + (x - x0) / (x1 - x0) * w;
-    let sy = |y: f64| top + h - (y - y0) / (y1 - y0) * h;
-    let mut s = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"11\">\n<text x=\"10\" y=\"18\" font-size=\"13\" font-weight=\"bold\">{}</text>\n<rect x=\"{left}\" y=\"{top}\" width=\"{w}\" height=\"{h}\" fill=\"none\" stroke=\"#999\"/>\n<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{y1:.0}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{y0:.0}</text><text x=\"{}\" y=\"{}\">{}</text><text x=\"{left}\" y=\"{}\">round {x0:.0}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">round {x1:.0}</text>\n",
-        left + w + 230.0,
-        top + h + 40.0,
-        esc(title),
-        left - 4.0,
-        top + 10.0,
-        left - 4.0,
-        top + h,
-        4.0,
-        top + h / 2.0,
-        esc(y_label),
-        top + h + 16.0,
-        left + w,
-        top + h + 16.0,
-    );
-    for (i, (name, p)) in series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
-        let path: Vec<String> = p
-            .iter()
-            .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
-            .collect();
-        let _ = writeln!(
-            s,
-            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"><title>{}</title></polyline><rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\">{}</text>",
-            path.join(" "),
-            esc(name),
-            left + w + 12.0,
-            top + 14.0 * i as f64,
-            left + w + 26.0,
-            top + 9.0 + 14.0 * i as f64,
-            esc(name)
-        );
-    }
-    s.push_str("</svg>\n");
-    s
+    .svg()
 }
 
 #[cfg(test)]

@@ -46,6 +46,8 @@ pub struct Report {
     pub syscalls: Result<Vec<Census>, String>,
     /// `hakprof sites` on C program scenarios: (program, its report or why not).
     pub sites: Vec<(String, Result<crate::sites::SitesReport, String>)>,
+    /// Thread scaling of the multi-threaded programs, or why not.
+    pub scaling: Result<microbench::scaling::Sweep, String>,
 }
 
 /// Sites listed per program in the report's call-site section.
@@ -160,6 +162,25 @@ impl Report {
                 })).collect::<Vec<_>>(),
                 Err(_) => vec![],
             },
+            "scaling": match &self.scaling {
+                Ok(sw) => json!({
+                    "cores": sw.cores,
+                    "threads": sw.threads,
+                    "rounds": sw.rounds,
+                    "seconds": sw.seconds,
+                    "programs": sw.programs().iter().map(|&p| json!({
+                        "program": p,
+                        "points": sw.threads.iter().map(|&t| json!({
+                            "threads": t,
+                            "hakmem_mops": sw.median(p, "hakmem", t),
+                            "best_peer": sw.best_peer(p, t).map(|b| b.1),
+                            "best_peer_mops": sw.best_peer(p, t).map(|b| b.0),
+                            "best_peer_over_hakmem": sw.behind(p, t),
+                        })).collect::<Vec<_>>(),
+                    })).collect::<Vec<_>>(),
+                }),
+                Err(e) => json!({ "error": e }),
+            },
             "sites": self.sites.iter().map(|(program, r)| match r {
                 Ok(r) => json!({
                     "program": program,
@@ -236,6 +257,26 @@ impl Report {
             ),
             Err(e) => writeln!(s, "## Syscalls per scenario\n\nnot measured: {e}\n"),
         };
+        let _ = writeln!(s, "## Thread scaling\n\n{SCALING_NOTE}\n");
+        match &self.scaling {
+            Ok(sw) => {
+                let _ = writeln!(
+                    s,
+                    "{} cores, threads {:?}, {} round(s) of {} s each, medians.\n",
+                    sw.cores, sw.threads, sw.rounds, sw.seconds
+                );
+                for p in sw.programs() {
+                    let _ = writeln!(
+                        s,
+                        "### {p}\n\n{}\n![{p}: throughput by threads](scaling-{p}.svg)\n",
+                        sw.table(p).markdown()
+                    );
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(s, "not run: {e}\n");
+            }
+        }
         if !self.sites.is_empty() {
             let _ = writeln!(
                 s,
@@ -295,6 +336,20 @@ impl Report {
                 .ok()
                 .map(|c| syscalls::table(c).html()),
             syscalls_error: self.syscalls.as_ref().err().map(String::as_str),
+            scaling_note: SCALING_NOTE,
+            scaling: match &self.scaling {
+                Ok(sw) => sw
+                    .programs()
+                    .iter()
+                    .map(|&p| ScalingView {
+                        program: p,
+                        table: sw.table(p).html(),
+                        chart: format!("scaling-{p}.svg"),
+                    })
+                    .collect(),
+                Err(_) => Vec::new(),
+            },
+            scaling_error: self.scaling.as_ref().err().map(String::as_str),
             sites_note: SITES_NOTE,
             sites: self
                 .sites
@@ -323,8 +378,18 @@ const LEARNING_NOTE: &str = "Three call sites in one process, two phases of 60 r
 const STEPS_NOTE: &str = "Each path ran under callgrind (instruction level, cache simulation with explicit sizes); every instruction it executed is attributed to one step by the chain of inlined frames its address has in the DWARF (the innermost frame of our code that a step names; toolchain code inlined into ours counts for the code that used it). So the steps and the residual add up to the path's instructions exactly. Time per step is by subtraction: the reuse path built without one of its own steps (the allocator's alloc_steps/free_steps, the same code with that step folded away), timed interleaved with the full path round after round; median of the differences and its 95 % interval. The pool steps cannot be taken out of a working path (–), so the residual's time is the path's measured time less the timed steps: the pool's work, and the overlap a real CPU gives steps.";
 const CSS: &str = include_str!("../templates/report.css");
 
+/// What the thread-scaling section is.
+const SCALING_NOTE: &str = "The multi-threaded programs of microbench/c/scaling (make bench-scaling runs the same sweep): each runs for a fixed time at each thread count under every allocator (LD_PRELOAD, each run's allocator confirmed), allocators alternated within each round. Throughput in millions of operations per second; best peer ÷ hakmem above 1 means hakmem is behind. Thread counts above the machine's cores are oversubscribed (hollow points over the shaded band). hakmem's column of remote-free work comes from its stats: remote frees per operation, blocks per batch sent (one compare-and-swap each), blocks per collection by the owner.";
+
 /// What the call-site section is.
 const SITES_NOTE: &str = "hakprof sites on three of the C program benchmarks (the C ABI under LD_PRELOAD, the sites mode): each program's top sites by bytes, with its page (every site, the sampled stacks) and its allocation flamegraph. The programs are built without debug info, so sites are named by the nearest symbol and offset.";
+
+#[derive(Serialize)]
+struct ScalingView {
+    program: &'static str,
+    table: String,
+    chart: String,
+}
 
 #[derive(Serialize)]
 struct SitesView<'a> {
@@ -354,6 +419,9 @@ struct HtmlPage<'a> {
     pictures: Vec<PictureView<'a>>,
     ablation: String,
     syscalls: Option<String>,
+    scaling_note: &'static str,
+    scaling: Vec<ScalingView>,
+    scaling_error: Option<&'a str>,
     sites_note: &'static str,
     sites: Vec<SitesView<'a>>,
     syscalls_error: Option<&'a str>,
@@ -367,12 +435,7 @@ struct PictureView<'a> {
 }
 
 /// Text for SVG and HTML attributes and content.
-pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+pub use microbench::chart::esc;
 
 /// A horizontal bar chart (SVG) of ns per operation.
 pub fn bar_chart(bars: &[(String, f64)], title: &str) -> String {
@@ -571,6 +634,7 @@ mod tests {
             )],
             learning: None,
             sites: Vec::new(),
+            scaling: Err("not run in this test".into()),
             claims: vec![Claim {
                 claim: "the fast-path gap is structural".into(),
                 original: "31 vs 9 ns".into(),

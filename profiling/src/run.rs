@@ -383,6 +383,7 @@ pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
         std::fs::write(o.out.join(file), svg).map_err(|e| e.to_string())?;
     }
     let sites = sites_section(&o.out, progress);
+    let scaling = scaling_section(o, progress);
     let r = Report {
         machine,
         quick: o.quick,
@@ -396,6 +397,7 @@ pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
         ablation,
         syscalls,
         sites,
+        scaling,
     };
     std::fs::write(o.out.join("report.md"), r.markdown()).map_err(|e| e.to_string())?;
     let json = serde_json::to_string_pretty(&r.json()).map_err(|e| e.to_string())?;
@@ -405,6 +407,39 @@ pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
     let _ = std::fs::remove_dir_all(&tmp);
     progress(&format!("report: wrote {}", index.display()));
     Ok(index)
+}
+
+/// Thread scaling (`microbench::scaling`, as `make bench-scaling` runs it): up to
+/// max(16, 2 × cores) threads, 3 rounds of 0.2 s; QUICK: up to the core count, one round of
+/// 0.1 s. A chart per program into `out/scaling-<program>.svg`.
+fn scaling_section(
+    o: &ReportOptions,
+    progress: impl Fn(&str),
+) -> Result<microbench::scaling::Sweep, String> {
+    use microbench::{machine, native, scaling};
+    let cores = machine::cores();
+    let (max, rounds, seconds) = if o.quick {
+        (cores, 1, 0.1)
+    } else {
+        (16.max(2 * cores), 3, 0.2)
+    };
+    progress(&format!(
+        "scaling: {} programs at 1..{max} threads, {rounds} round(s) of {seconds} s",
+        scaling::PROGRAMS.len()
+    ));
+    let allocs = native::allocators()?;
+    let sweep = scaling::run(
+        &allocs,
+        &scaling::thread_counts(cores, max),
+        rounds,
+        seconds,
+        |m| progress(&format!("scaling: {m}")),
+    )?;
+    for program in sweep.programs() {
+        let file = o.out.join(format!("scaling-{program}.svg"));
+        std::fs::write(&file, sweep.chart(program)).map_err(|e| e.to_string())?;
+    }
+    Ok(sweep)
 }
 
 /// The C programs the report's call-site section runs `hakprof sites` on.

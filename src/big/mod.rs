@@ -327,7 +327,7 @@ unsafe fn release(p: *mut u8) {
 }
 
 /// Runs the thermal policy if it is due and anything is cached (one load otherwise): the
-/// pool runs this on its refills (`pool::heap::set_on_refill`).
+/// pool runs this on its refills (`pool::alloc::set_on_refill`).
 pub fn age_if_due() {
     if cache::bytes() != 0 {
         maybe_age(os::now_coarse_ns());
@@ -344,7 +344,7 @@ fn maybe_age(now: u64) {
     {
         age_cache(now);
         // The same clock tick gives back this thread's idle pool segments.
-        crate::pool::heap::purge_idle_segments_of_this_thread();
+        crate::pool::pages::purge_idle_segments_of_this_thread();
     }
 }
 
@@ -397,7 +397,7 @@ pub fn release_reserves() -> bool {
     }
     let batched = madvise::pending().0 != 0;
     madvise::flush();
-    let segments = crate::pool::heap::purge_all_empty_segments_of_this_thread();
+    let segments = crate::pool::pages::purge_all_empty_segments_of_this_thread();
     cached || batched || segments
 }
 

@@ -51,8 +51,8 @@ fn alloc_checked(size: usize, align: usize, site: Site, zero: bool) -> *mut u8 {
 
 /// The checked mode's work on a block just allocated, before the program sees it: the
 /// link its pop followed must lead to null or a block start of the same page
-/// (`pool::heap::check_popped`; the default check bounds it to the page's 1 MiB region),
-/// and its freed mark goes (`pool::heap::forget_freed`). Every C-ABI allocation runs it in
+/// (`pool::free::check_popped`; the default check bounds it to the page's 1 MiB region),
+/// and its freed mark goes (`pool::free::forget_freed`). Every C-ABI allocation runs it in
 /// the checked mode (whose `malloc` always takes this path).
 ///
 /// # Safety
@@ -60,12 +60,12 @@ fn alloc_checked(size: usize, align: usize, site: Site, zero: bool) -> *mut u8 {
 #[cold]
 #[inline(never)]
 pub unsafe fn after_alloc(p: *mut u8) {
-    use crate::pool::heap;
+    use crate::pool::free;
     // SAFETY: per the caller.
     unsafe {
-        heap::check_popped(p);
+        free::check_popped(p);
         if config::get().front != config::Front::Reuse {
-            heap::forget_freed(p); // (the reuse front's blocks carry a header instead)
+            free::forget_freed(p); // (the reuse front's blocks carry a header instead)
         }
     }
 }
@@ -112,7 +112,7 @@ pub unsafe fn realloc_at(p: *mut u8, new: usize, site: Site) -> *mut u8 {
     if c.check && q != p {
         // The link check only: `q` holds the program's bytes already.
         // SAFETY: `q` is null or a block this thread just allocated.
-        unsafe { crate::pool::heap::check_popped(q) };
+        unsafe { crate::pool::free::check_popped(q) };
     }
     q
 }

@@ -30,7 +30,7 @@ pub fn malloc(size: usize, caller: usize) -> *mut u8 {
     if INLINE && size <= TABLE_MAX {
         // SAFETY: `bin_of` gives a valid bin for sizes up to 4 KiB; the fast heap is null
         // or this thread's heap.
-        let p = unsafe { pool::heap::alloc_fast(pool::heap::fast(), bin_of(size)) };
+        let p = unsafe { pool::alloc::alloc_fast(pool::heap::fast(), bin_of(size)) };
         if !p.is_null() {
             return p;
         }
@@ -72,7 +72,7 @@ pub fn site(caller: usize) -> Site {
 pub unsafe fn free(p: *mut u8) {
     // SAFETY: forwarded; `free_fast` changes nothing unless `p` is a block of the fast
     // heap, which is null or this thread's.
-    if INLINE && unsafe { pool::heap::free_fast(pool::heap::fast(), p) } {
+    if INLINE && unsafe { pool::free::free_fast(pool::heap::fast(), p) } {
         return;
     }
     // SAFETY: forwarded.

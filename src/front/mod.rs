@@ -108,7 +108,7 @@ pub unsafe fn free(front: Front, p: *mut u8) {
 pub unsafe fn free_checked(front: Front, p: *mut u8) {
     if front != Front::Reuse && segment::is_pool(p) {
         // SAFETY: the segment map says `p` lies in a live pool segment.
-        unsafe { pool::heap::check_free(p) };
+        unsafe { pool::free::check_free(p) };
     }
     // SAFETY: forwarded.
     unsafe { free(front, p) }

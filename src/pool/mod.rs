@@ -2,13 +2,24 @@
 //! size class → pop the page's intrusive free list. No header, no hash, no lock.
 //!
 //! - `list`: the intrusive doubly linked list every pool list uses.
+//! - `page`: a page record and its free list (links encoded and checked).
 //! - `segment`: 4 MiB-aligned segments and the map that says which chunks are ours.
-//! - `page`: a page's free lists (local, and the atomic one other threads push to).
-//! - `heap`: the thread-local heap: the fast paths, the slow paths, thread exit.
+//! - `heap`: the thread-local heap: its owner-only part, its inbox, its counters.
+//! - `pages`: a heap's page queues and segment lists.
+//! - `free`: local frees, and remote frees batched per owning heap (the outbox).
+//! - `collect`: the owner takes back the blocks other threads freed (the inbox).
+//! - `alloc`: the pop, and the refill.
+//! - `thread`: attaching a heap to a thread, parking it at exit, fork, validation.
 
+pub mod alloc;
+pub mod collect;
+pub mod free;
 pub mod heap;
 pub mod list;
 pub mod page;
+pub mod pages;
 pub mod segment;
+pub mod thread;
 
-pub use heap::{alloc, alloc_bin, free, usable_size};
+pub use alloc::{alloc, alloc_bin};
+pub use free::{free, usable_size};

@@ -1,10 +1,7 @@
-//! A page: blocks of one size class carved from 64 KiB (small) or 512 KiB (medium) of a
-//! segment, with two intrusive LIFO free lists:
-//! - `free`: touched only by the owning thread (the fast paths);
-//! - `thread_free`: other threads push freed blocks here with a CAS; the owner takes the
-//!   whole list with one swap in its slow path. Bit 0 of it says "this page is on the
-//!   owner's full list", so a remote freer learns in the same CAS that it must wake the
-//!   owner (see `heap::free_remote`).
+//! A page: blocks of one size class carved from 64 KiB (small), 512 KiB (medium) or 1 MiB
+//! (large) of a segment, with one intrusive LIFO free list, touched only by the owning
+//! thread (blocks other threads free come back through the heap's inbox, `collect`), its
+//! links encoded and checked (`Block`).
 
 use super::list::{List, Node};
 use crate::track;
@@ -127,20 +124,17 @@ const LINK: usize = core::mem::size_of::<Block>();
 /// in their second word, as freed ones do.
 pub static FREED_MARK: AtomicUsize = AtomicUsize::new(0);
 
-/// Bit 0 of `thread_free`: the page sits on its owner's full list.
-pub const FULL_BIT: usize = 1;
-
-/// A page record. It is shared between threads (others push to `thread_free`, read
-/// `block_size`), so nobody ever holds a `&mut Page`: the owner's fields are `Cell`s that
-/// it changes through `&Page`, and the fields set by `init` change only while the page is
-/// out of use. (A `&mut` held by the owner while another thread touches any byte of the
-/// record would be undefined behaviour under Rust's aliasing rules.)
+/// A page record. Other threads may read it (the checked mode reads `block_size`, `start`),
+/// so nobody ever holds a `&mut Page`: the owner's fields are `Cell`s that it changes
+/// through `&Page`, and the fields set by `init` change only while the page is out of use.
+/// (A `&mut` held by the owner while another thread reads any byte of the record would be
+/// undefined behaviour under Rust's aliasing rules.)
 #[repr(C)]
 pub struct Page {
     /// Owner-only free list: the fast paths pop and push here.
     pub free: Cell<*mut Block>,
-    /// Blocks handed out and not yet returned to `free` (remote frees count until
-    /// collected). A page record out of use holds `UNUSED_SENTINEL`, so a stray free into
+    /// Blocks handed out and not yet returned to `free` (a block another thread freed counts
+    /// until its owner collects it). A page record out of use holds `UNUSED_SENTINEL`, so a stray free into
     /// it takes the slow path, which aborts (see `heap::free`).
     pub used: Cell<u32>,
     /// Owner-only: the page is on the heap's full list.
@@ -156,8 +150,7 @@ pub struct Page {
     pub reserved: u32,
     /// Set by `init`.
     pub block_size: usize,
-    /// Blocks freed by other threads (a pointer, with `FULL_BIT`).
-    pub thread_free: AtomicUsize,
+    _reserved: usize,
     /// Links in the heap's queue for `bin`, or in its full list (owner-only).
     pub next: Cell<*mut Page>,
     pub prev: Cell<*mut Page>,
@@ -184,7 +177,7 @@ impl Page {
         capacity: Cell::new(0),
         reserved: 0,
         block_size: 0,
-        thread_free: AtomicUsize::new(0),
+        _reserved: 0,
         next: Cell::new(ptr::null_mut()),
         prev: Cell::new(ptr::null_mut()),
         start: ptr::null_mut(),
@@ -326,26 +319,18 @@ impl Page {
         );
     }
 
-    /// Whether block `b` is on the owner's free list or the remote list (a walk: for the
-    /// checked mode).
+    /// Whether block `b` is on the owner's free list (a walk: for the checked mode).
     ///
     /// # Safety
-    /// Owner only (the remote list is read, not taken: another thread may push meanwhile,
-    /// which only adds blocks in front of what is walked).
+    /// Owner only.
     pub unsafe fn holds_free(&self, b: *mut Block) -> bool {
-        let lists = [
-            self.free.get(),
-            (self.thread_free.load(Ordering::Acquire) & !FULL_BIT) as *mut Block,
-        ];
-        for mut q in lists {
-            // SAFETY: every block on either list is a free block of this page; a remote
-            // block's link was written before it was published (Release/Acquire).
-            while !q.is_null() {
-                if q == b {
-                    return true;
-                }
-                q = unsafe { Block::next_of(q) };
+        let mut q = self.free.get();
+        while !q.is_null() {
+            if q == b {
+                return true;
             }
+            // SAFETY: every block on the list is a free block of this page.
+            q = unsafe { Block::next_of(q) };
         }
         false
     }
@@ -386,84 +371,6 @@ impl Page {
         }
         self.capacity.set(capacity + n as u32);
         true
-    }
-
-    /// Moves every block other threads freed onto `free`, and clears `FULL_BIT`.
-    /// Returns how many blocks came back.
-    ///
-    /// # Safety
-    /// Owner only.
-    pub unsafe fn collect_remote(&self) -> u32 {
-        if self.thread_free.load(Ordering::Relaxed) & !FULL_BIT == 0 {
-            return 0;
-        }
-        let list = self.thread_free.swap(0, Ordering::Acquire) & !FULL_BIT;
-        let mut n = 0u32;
-        let mut tail = list as *mut Block;
-        // SAFETY: every block on the list was handed out from this page and pushed by
-        // `push_remote`, which wrote its `next` before publishing it (Release/Acquire).
-        // Each link is checked as `pop` checks it (a use-after-free write into a block on
-        // this list would otherwise reach `free`).
-        unsafe {
-            loop {
-                n += 1;
-                let next = Block::next_checked(tail, self);
-                if next.is_null() {
-                    break;
-                }
-                tail = next;
-            }
-            Block::set_next(tail, self.free.get());
-        }
-        self.free.set(list as *mut Block);
-        self.used.set(self.used.get() - n);
-        n
-    }
-
-    /// Pushes `block` onto `thread_free` from another thread. Returns whether the page
-    /// was on its owner's full list at that moment.
-    ///
-    /// # Safety
-    /// `block` must be a block of this page that the caller owns and gives up.
-    pub unsafe fn push_remote(&self, block: *mut Block) -> bool {
-        let mut old = self.thread_free.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: the caller gave us the block; its first word is free for the link.
-            unsafe { Block::set_next(block, (old & !FULL_BIT) as *mut Block) };
-            let new = block as usize | (old & FULL_BIT);
-            match self.thread_free.compare_exchange_weak(
-                old,
-                new,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return old & FULL_BIT != 0,
-                Err(cur) => old = cur,
-            }
-        }
-    }
-
-    /// Owner: marks the page full unless other threads freed blocks meanwhile.
-    /// Returns true if it is now marked full; false if blocks came back (now on `free`).
-    ///
-    /// # Safety
-    /// Owner only, with `free` empty.
-    pub unsafe fn try_mark_full(&self) -> bool {
-        if self
-            .thread_free
-            .compare_exchange(0, FULL_BIT, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
-            return true;
-        }
-        // SAFETY: owner, as the caller guarantees.
-        unsafe { self.collect_remote() };
-        false
-    }
-
-    /// Owner: clears `FULL_BIT` (the page leaves the full list).
-    pub fn clear_full_bit(&self) {
-        self.thread_free.fetch_and(!FULL_BIT, Ordering::AcqRel);
     }
 }
 
@@ -571,75 +478,6 @@ mod tests {
         let fresh = Page::UNUSED;
         assert_eq!(fresh.used.get(), UNUSED_SENTINEL);
         assert!(!fresh.in_use.get());
-    }
-
-    struct Shared(*const Page);
-    // SAFETY: the test threads only call `push_remote`, which is made for that.
-    unsafe impl Send for Shared {}
-    unsafe impl Sync for Shared {}
-
-    /// Other threads push with CAS while the owner keeps popping and pushing its own list
-    /// (the owner and the freers use the record at the same time: with a `&mut Page` on the
-    /// owner's side this is undefined behaviour, which Miri reports). Every block comes back
-    /// exactly once, and the FULL bit is reported to a freer and cleared by the collect.
-    #[test]
-    fn remote_frees_from_other_threads_all_come_back() {
-        let mut area = area();
-        let buf = &mut area.0[..320]; // 5 KiB: 80 blocks of 64 B
-        let page = page_over(buf, 64);
-        let (blocks, own): (Vec<usize>, Vec<usize>) = unsafe {
-            page.extend();
-            let all: Vec<usize> = (0..80).map(|_| page.pop() as usize).collect();
-            (all[..64].to_vec(), all[64..].to_vec())
-        };
-        unsafe { assert!(page.try_mark_full(), "no free block, no remote free: full") };
-        let shared = std::sync::Arc::new(Shared(&*page));
-        let freers: Vec<_> = blocks
-            .chunks(16)
-            .map(|chunk| {
-                let (s, chunk) = (shared.clone(), chunk.to_vec());
-                std::thread::spawn(move || {
-                    let s = s;
-                    let mut full = false;
-                    for b in chunk {
-                        // SAFETY: each block is given up by exactly one thread.
-                        full |= unsafe { (*s.0).push_remote(b as *mut Block) };
-                    }
-                    full
-                })
-            })
-            .collect();
-        // Meanwhile the owner works its own list (16 blocks it holds).
-        for _ in 0..20 {
-            unsafe {
-                for &b in &own {
-                    page.push(b as *mut Block);
-                }
-                for _ in 0..own.len() {
-                    assert!(!page.pop().is_null());
-                }
-            }
-        }
-        let saw_full: Vec<bool> = freers.into_iter().map(|t| t.join().unwrap()).collect();
-        assert!(
-            saw_full.iter().any(|&f| f),
-            "the first freer learns the page was full"
-        );
-        unsafe {
-            assert_eq!(page.collect_remote(), 64);
-            assert_eq!(page.used.get(), 16, "the owner's 16 are still out");
-            assert_eq!(
-                page.thread_free.load(Ordering::Relaxed),
-                0,
-                "FULL bit cleared"
-            );
-            let mut back: Vec<usize> = (0..64).map(|_| page.pop() as usize).collect();
-            back.sort();
-            let mut want = blocks.clone();
-            want.sort();
-            assert_eq!(back, want);
-            assert!(page.pop().is_null());
-        }
     }
 
     #[test]

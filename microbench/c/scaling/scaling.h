@@ -6,6 +6,7 @@
 #define SCALING_H
 #include "../served.h"
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,6 +35,10 @@ static inline size_t rng_size(uint64_t *s, size_t lo, size_t hi) {
 }
 
 static inline int stopped(void) { return atomic_load_explicit(&stop, memory_order_relaxed); }
+
+/* A worker that can make no progress (its partner is behind) gives its core away: with
+ * more threads than cores, spinning would starve the partner it waits for. */
+static inline void idle(void) { sched_yield(); }
 
 static inline void *checked(void *p) {
     if (p == NULL) {

@@ -32,7 +32,8 @@ static uint64_t worker(int me) {
     uint64_t seed = 0xE7037ED1A0B428DBULL * (me + 1), ops = 0;
     struct ring *out = &rings[partner(me)], *in = &rings[me];
     while (!stopped()) {
-        for (int k = 0; k < 64; k++) {
+        int made = 0;
+        for (int k = 0; k < 64; k++, made++) {
             uint64_t t = atomic_load_explicit(&out->tail, memory_order_relaxed);
             if (t - atomic_load_explicit(&out->head, memory_order_acquire) == RING)
                 break; /* the partner is behind */
@@ -42,7 +43,10 @@ static uint64_t worker(int me) {
             out->slot[t % RING] = p;
             atomic_store_explicit(&out->tail, t + 1, memory_order_release);
         }
-        ops += drain(in, 0);
+        uint64_t n = drain(in, 0);
+        ops += n;
+        if (n == 0 && made == 0)
+            idle();
     }
     return ops;
 }

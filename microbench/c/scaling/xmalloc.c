@@ -50,7 +50,10 @@ static uint64_t worker(int me) {
         for (int i = 0; i < BATCH; i++)
             *(volatile char *)(b->block[i] = checked(malloc(64))) = (char)i;
         while (!push(next, b)) {
-            ops += consume(mine); /* the next thread is behind: do our own share */
+            uint64_t n = consume(mine); /* the next thread is behind: do our own share */
+            ops += n;
+            if (n == 0)
+                idle();
             if (stopped()) {
                 for (int i = 0; i < BATCH; i++)
                     free(b->block[i]);
