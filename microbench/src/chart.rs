@@ -15,6 +15,8 @@ pub struct LineChart<'a> {
     pub shade_above: Option<(f64, &'a str)>,
     /// The y axis starts at 0 (throughput) rather than at the lowest point.
     pub y_from_zero: bool,
+    /// The x axis in powers of two (thread counts), each point's x labelled.
+    pub log2_x: bool,
 }
 
 const COLORS: [&str; 12] = [
@@ -33,14 +35,18 @@ pub fn esc(s: &str) -> String {
 impl LineChart<'_> {
     pub fn svg(&self) -> String {
         let (left, top, w, h) = (60.0, 30.0, 560.0, 260.0);
-        let pts = self.series.iter().flat_map(|(_, p)| p.iter());
+        let fx = |x: f64| if self.log2_x { x.max(1e-9).log2() } else { x };
+        let pts = self
+            .series
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|&(x, y)| (fx(x), y)));
         let (mut x0, mut x1, mut y0, mut y1) = (
             f64::INFINITY,
             f64::NEG_INFINITY,
             f64::INFINITY,
             f64::NEG_INFINITY,
         );
-        for &(x, y) in pts {
+        for (x, y) in pts {
             x0 = x0.min(x);
             x1 = x1.max(x);
             y0 = y0.min(y);
@@ -58,17 +64,17 @@ impl LineChart<'_> {
         if y1 <= y0 {
             y1 = y0 + 1.0;
         }
-        let sx = |x: f64| left + (x - x0) / (x1 - x0) * w;
+        let sx = |x: f64| left + (fx(x) - x0) / (x1 - x0) * w;
         let sy = |y: f64| top + h - (y - y0) / (y1 - y0) * h;
         let mut s = format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"11\">\n<text x=\"10\" y=\"18\" font-size=\"13\" font-weight=\"bold\">{}</text>\n",
             left + w + 230.0,
-            top + h + 40.0,
+            top + h + 44.0,
             esc(self.title),
         );
         if let Some((above, note)) = self.shade_above {
-            if above < x1 {
-                let from = sx(above.max(x0));
+            if fx(above) < x1 {
+                let from = sx(above).max(left);
                 let _ = writeln!(
                     s,
                     "<rect x=\"{from:.1}\" y=\"{top}\" width=\"{:.1}\" height=\"{h}\" fill=\"#eee\"/><text x=\"{:.1}\" y=\"{:.1}\" fill=\"#777\">{}</text>",
@@ -81,7 +87,7 @@ impl LineChart<'_> {
         }
         let _ = writeln!(
             s,
-            "<rect x=\"{left}\" y=\"{top}\" width=\"{w}\" height=\"{h}\" fill=\"none\" stroke=\"#999\"/>\n<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><text x=\"4\" y=\"{}\">{}</text><text x=\"{left}\" y=\"{}\">{} {}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{} {}</text>",
+            "<rect x=\"{left}\" y=\"{top}\" width=\"{w}\" height=\"{h}\" fill=\"none\" stroke=\"#999\"/>\n<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><text x=\"4\" y=\"{}\">{}</text>",
             left - 4.0,
             top + 10.0,
             short(y1),
@@ -90,14 +96,48 @@ impl LineChart<'_> {
             short(y0),
             top + h / 2.0,
             esc(self.y_label),
-            top + h + 16.0,
-            esc(self.x_label),
-            short(x0),
-            left + w,
-            top + h + 16.0,
-            esc(self.x_label),
-            short(x1),
         );
+        if !self.log2_x {
+            let _ = writeln!(
+                s,
+                "<text x=\"{left}\" y=\"{}\">{} {}</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{} {}</text>",
+                top + h + 16.0,
+                esc(self.x_label),
+                short(x0),
+                left + w,
+                top + h + 16.0,
+                esc(self.x_label),
+                short(x1),
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+                left + w / 2.0,
+                top + h + 36.0,
+                esc(self.x_label)
+            );
+            // Every x of the points, under its tick.
+            let mut xs: Vec<f64> = self
+                .series
+                .iter()
+                .flat_map(|(_, p)| p.iter().map(|&(x, _)| x))
+                .collect();
+            xs.sort_by(f64::total_cmp);
+            xs.dedup();
+            for x in xs {
+                let _ = write!(
+                    s,
+                    "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1}\" y2=\"{2}\" stroke=\"#999\"/><text x=\"{0:.1}\" y=\"{3}\" text-anchor=\"middle\" fill=\"#555\">{4}</text>",
+                    sx(x),
+                    top + h,
+                    top + h + 4.0,
+                    top + h + 28.0,
+                    short(x)
+                );
+            }
+            s.push('\n');
+        }
         for (i, (name, p)) in self.series.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
             let path: Vec<String> = p
@@ -162,6 +202,7 @@ mod tests {
             series: &series,
             shade_above: Some((2.0, "more threads than cores")),
             y_from_zero: true,
+            log2_x: true,
         }
         .svg();
         assert_eq!(svg.matches("<polyline").count(), 2);

@@ -307,6 +307,7 @@ impl Sweep {
             series: &series,
             shade_above: Some((self.cores as f64, "more threads than cores")),
             y_from_zero: true,
+            log2_x: true,
         }
         .svg()
     }

@@ -151,17 +151,34 @@ fn rdtsc() -> Option<u64> {
     None
 }
 
+/// The calling thread pinned to one CPU, until dropped: then its former CPUs are back
+/// (so what runs after the counters, the thread-scaling programs above all, and every child
+/// they start, are not confined to one core).
+pub struct Pinned {
+    former: libc::cpu_set_t,
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        // SAFETY: restores a mask this thread had.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &self.former) };
+    }
+}
+
 /// Pins the calling thread to the CPU it runs on (counts and TSC then come from one core).
-pub fn pin_to_current_cpu() -> bool {
-    // SAFETY: plain libc calls with a zeroed, then filled, cpu_set_t.
+/// None when it cannot.
+pub fn pin_to_current_cpu() -> Option<Pinned> {
+    // SAFETY: plain libc calls with zeroed, then filled, cpu_set_t values.
     unsafe {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        let mut former: libc::cpu_set_t = std::mem::zeroed();
         let cpu = libc::sched_getcpu();
-        if cpu < 0 {
-            return false;
+        if cpu < 0 || libc::sched_getaffinity(0, size, &mut former) != 0 {
+            return None;
         }
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu as usize, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+        (libc::sched_setaffinity(0, size, &set) == 0).then_some(Pinned { former })
     }
 }
 

@@ -264,6 +264,7 @@ pub fn line_chart(title: &str, y_label: &str, series: &[(String, Vec<(f64, f64)>
         series,
         shade_above: None,
         y_from_zero: false,
+        log2_x: false,
     }
     .svg()
 }

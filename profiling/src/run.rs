@@ -96,8 +96,8 @@ pub fn counters(
     if let Some(n) = avail.notice() {
         eprint!("{n}");
     }
-    let pinned = counters::pin_to_current_cpu();
-    if !pinned {
+    let pinned = counters::pin_to_current_cpu(); // until the counters are done
+    if pinned.is_none() {
         eprintln!("hakprof: could not pin to one CPU; counts may include migrations");
     }
     let tsc = counters::calibrate_tsc();
@@ -126,6 +126,7 @@ pub fn counters(
             eprintln!("hakprof: no C-path counters: {e}");
         }
     }
+    drop(pinned);
     (avail, out)
 }
 
