@@ -2,8 +2,9 @@
 //! a heap to each thread and parks it at exit, takes every lock around `fork`, and prints
 //! the exit report. Nothing here allocates through `malloc` before the allocator is ready:
 //! the steps that run while `STATE` is `RUNNING` are `pthread_key_create` and reading the
-//! configuration, neither of which allocates; `pthread_atfork` (which may) runs at load
-//! (`at_load`), or after `READY`.
+//! configuration, neither of which allocates; `pthread_atfork` (which may) runs after
+//! `READY`. Nothing runs at load: a process that never allocates pays only for mapping
+//! the library.
 
 use crate::{big, config, learn, pool, stats, tls};
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
@@ -35,6 +36,11 @@ fn init_slow() {
         }
         return;
     }
+    // This process owns the counters (`stats::note_owner`: a `vfork` child, which shares
+    // them, then knows it is not their owner); the fork handlers below keep that true in
+    // every fork child. Set here, not at load: a process that never allocates (most of a
+    // shell's short commands) runs none of the allocator's code at start-up.
+    stats::note_owner();
     stats::keep_stderr_for_report();
     let mut key: libc::pthread_key_t = 0;
     // SAFETY: `key` is a valid out-pointer; the destructor has the C ABI pthread expects.
@@ -50,13 +56,12 @@ fn init_slow() {
     // its frees are batched like every thread's (`pool::free`).
     pool::free::set_attach(attach_thread);
     STATE.store(READY, Ordering::Release);
-    // Normally done at load already (`at_load`).
     register_fork_handlers();
 }
 
-/// Registers the fork handlers, once (at load, or at set-up if the loader ran no
-/// constructor). `pthread_atfork` may allocate: it runs outside `STATE`'s set-up, and the
-/// flag is set first, so an allocation inside it does not register twice.
+/// Registers the fork handlers, once. `pthread_atfork` may allocate: it runs after `STATE`
+/// is `READY`, and the flag is set first, so an allocation inside it does not register
+/// twice.
 fn register_fork_handlers() {
     static REGISTERED: AtomicBool = AtomicBool::new(false);
     if !REGISTERED.swap(true, Ordering::AcqRel) {
@@ -133,20 +138,6 @@ extern "C" fn fork_child() {
     learn::after_fork_in_child();
     crate::os::after_fork_in_child();
 }
-
-/// Runs when the library is loaded (`.init_array`), before the program's `main` and any
-/// `fork`: the process owns the counters (`stats::note_owner`: a `vfork` child, which shares
-/// them, then knows it is not their owner), and the fork handlers are in place, so every
-/// fork child notes itself as owner too. Two system calls; the allocator itself is still
-/// set up lazily, on the first allocation.
-extern "C" fn at_load() {
-    stats::note_owner();
-    register_fork_handlers();
-}
-
-#[used]
-#[link_section = ".init_array"]
-static AT_LOAD: extern "C" fn() = at_load;
 
 /// Runs at exit (from `.fini_array`, so no `atexit` registration, which may allocate).
 extern "C" fn at_exit() {

@@ -718,10 +718,10 @@ fn write_maps(w: &mut impl Write) -> fmt::Result {
     w.write_str("\"")
 }
 
-/// The process these counters belong to: set when the library is loaded and in each fork
-/// child (`init`). A process with another pid that runs this code shares the owner's memory
-/// without being it: a `vfork` child (or another `clone(CLONE_VM)` child), which must not
-/// write the owner's report as its own.
+/// The process these counters belong to: set at the allocator's set-up and in each fork
+/// child (`init`; 0 before any allocation). A process with another pid that runs this code
+/// shares the owner's memory without being it: a `vfork` child (or another
+/// `clone(CLONE_VM)` child), which must not write the owner's report as its own.
 static OWNER_PID: AtomicI32 = AtomicI32::new(0);
 /// The process that wrote its report: once per process (`_exit` in the sites mode reports
 /// too, and a process may reach both it and the exit destructors). Keyed by pid, not a
@@ -752,12 +752,9 @@ fn claim_report() -> bool {
 /// which the JSON then lists as `partial`), and makes only async-signal-safe calls
 /// (system calls; `dladdr` in the sites mode, whose loader lock is recursive).
 pub fn report_at_exit() {
-    if !claim_report() {
-        return;
-    }
     let human = config::getenv("HAKMEM_STATS");
     let path = config::getenv("HAKMEM_STATS_JSON");
-    if human.is_none() && path.is_none() {
+    if (human.is_none() && path.is_none()) || !claim_report() {
         return;
     }
     let snap = snapshot();
