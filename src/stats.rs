@@ -728,7 +728,7 @@ static OWNER_PID: AtomicI32 = AtomicI32::new(0);
 /// flag: a flag set by a `vfork` child would be the parent's too.
 static REPORTED_PID: AtomicI32 = AtomicI32::new(0);
 
-/// This process owns the counters (at load, and in a fork child).
+/// This process owns the counters (at the allocator's set-up, and in a fork child).
 pub fn note_owner() {
     // SAFETY: getpid has no preconditions.
     OWNER_PID.store(unsafe { libc::getpid() }, Relaxed);
