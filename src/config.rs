@@ -1,4 +1,4 @@
-//! Layer 6: modes and kill switches, read once from the environment at start-up.
+//! Layer 1: modes and kill switches, read once from the environment at start-up.
 //!
 //! | mode | ELO | UCB1 | BigCache | batch madvise | lifecycle | ELO selection |
 //! |---|---|---|---|---|---|---|

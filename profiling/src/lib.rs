@@ -35,7 +35,12 @@ pub mod syscalls;
 
 /// Where generated files go.
 pub fn out_dir() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../flamegraphs")
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../flamegraphs");
+    // `…/profiling/../flamegraphs` printed as `…/flamegraphs`; the folder may not exist yet.
+    match dir.parent().and_then(|p| p.canonicalize().ok()) {
+        Some(root) => root.join("flamegraphs"),
+        None => dir,
+    }
 }
 
 /// This executable, for re-running itself as a child (under perf, valgrind, strace).

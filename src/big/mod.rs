@@ -1,4 +1,4 @@
-//! Layer 4: big blocks, above the pool range. Each is its own mapping with the 32-byte
+//! Layer 5: big blocks, above the pool range. Each is its own mapping with the 32-byte
 //! AllocHeader in front of the user pointer, recorded in the registry so that `free` can
 //! prove ownership before it reads the header.
 //!
