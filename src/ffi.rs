@@ -117,7 +117,7 @@ fn throw_bad_alloc() -> ! {
 /// means no sites mode, and a `vfork` child writes no report (its parent's memory).
 pub extern "C" fn hak_exit(status: i32) -> ! {
     if config::get_if_loaded().is_some_and(|c| c.sites) {
-        crate::stats::report_at_exit();
+        crate::stats::report_from_exit();
     }
     loop {
         // SAFETY: exit_group has no preconditions and does not return.

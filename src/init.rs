@@ -54,7 +54,7 @@ fn init_slow() {
     pool::alloc::set_on_refill(big::age_if_due);
     // A thread whose first pool call frees another thread's block gets a heap there, so
     // its frees are batched like every thread's (`pool::free`).
-    pool::free::set_attach(attach_thread);
+    pool::free::set_attach(attach_thread_for_free);
     STATE.store(READY, Ordering::Release);
     register_fork_handlers();
 }
@@ -84,7 +84,19 @@ fn register_fork_handlers() {
 #[cold]
 pub(crate) fn attach_thread() -> bool {
     ensure();
-    let heap = pool::thread::attach(tls::exited());
+    remember(pool::thread::attach(tls::exited()))
+}
+
+/// `attach_thread` for a free that wants a heap to batch in (`pool::free::set_attach`):
+/// never waits for the heap-list lock (false when it is busy).
+fn attach_thread_for_free() -> bool {
+    ensure();
+    remember(pool::thread::attach_if_free(tls::exited()))
+}
+
+/// Arranges for `heap`, just attached to this thread (null: none), to be parked when the
+/// thread exits. Whether there is one.
+fn remember(heap: *mut pool::heap::Heap) -> bool {
     if heap.is_null() {
         return false;
     }

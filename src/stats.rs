@@ -752,6 +752,20 @@ fn claim_report() -> bool {
 /// which the JSON then lists as `partial`), and makes only async-signal-safe calls
 /// (system calls; `dladdr` in the sites mode, whose loader lock is recursive).
 pub fn report_at_exit() {
+    report(false);
+}
+
+/// `report_at_exit` from `_exit`: only in a process whose allocator was set up (before it,
+/// nothing was counted, and the caller may be a `vfork` child of a process that never
+/// allocated, which cannot tell itself from its parent).
+pub fn report_from_exit() {
+    report(true);
+}
+
+fn report(owned_only: bool) {
+    if owned_only && OWNER_PID.load(Relaxed) == 0 {
+        return;
+    }
     let human = config::getenv("HAKMEM_STATS");
     let path = config::getenv("HAKMEM_STATS_JSON");
     if (human.is_none() && path.is_none()) || !claim_report() {

@@ -45,8 +45,17 @@ fn blocks_freed_by_another_thread_go_back_in_batches_and_are_reused() {
     freed.recv().unwrap();
     let after = stats::snapshot();
     let maps_after = after.syscalls.mmap;
+    // Batches weigh their blocks by size: after a small block, 256 KiB blocks still go
+    // one per batch (a batch holds ~256 KiB at most, whatever came first).
+    let mut mixed = vec![Ptr(hak_malloc(64))];
+    mixed.extend((0..8).map(|_| Ptr(hak_malloc(200 << 10))));
+    let batches_before = stats::snapshot().pool.remote_batches;
+    to_freer.send(mixed).unwrap();
+    freed.recv().unwrap();
+    let large_batches = stats::snapshot().pool.remote_batches - batches_before;
     drop(to_freer);
     freer.join().unwrap(); // its exit sends what it still holds
+    assert!(large_batches >= 8, "{large_batches} batches for 8 large blocks");
 
     let (b, a) = (before.pool, after.pool);
     assert!(a.remote_frees - b.remote_frees >= N as u64, "{a:?}");

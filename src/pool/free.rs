@@ -154,18 +154,20 @@ fn not_a_block(p: *mut u8) -> ! {
 // Remote frees: the outbox and the batches
 // ---------------------------------------------------------------------------------------
 
-/// Blocks per batch, by the page kind of the blocks (read from the segment, so the sender
-/// never touches the page record the owner writes): small blocks (≤ 8 KiB) 32 at a time,
-/// medium ones (≤ 64 KiB) 4, large ones (≤ 256 KiB) at once. So what waits in a thread's
-/// outboxes stays under 4 MiB however large the blocks (16 entries × 32 × 8 KiB), and
-/// under 32 KiB for blocks of 64 bytes.
-const fn batch_limit(kind: PageKind) -> u32 {
+/// What a block weighs in a batch, by its page kind (read from the segment, so the sender
+/// never touches the page record the owner writes); a batch goes at `BATCH_FULL`: 32 small
+/// blocks (≤ 8 KiB), 4 medium ones (≤ 64 KiB) or 1 large one (≤ 256 KiB), or a mix. So a
+/// batch holds at most about 256 KiB, and what waits in a thread's outboxes stays under
+/// 4 MiB however large the blocks (16 entries), and under 32 KiB for blocks of 64 bytes.
+const fn batch_weight(kind: PageKind) -> u32 {
     match kind {
-        PageKind::Small => 32,
-        PageKind::Medium => 4,
-        PageKind::Large => 1,
+        PageKind::Small => 1,
+        PageKind::Medium => 8,
+        PageKind::Large => 32,
     }
 }
+
+const BATCH_FULL: u32 = 32;
 
 /// The outbox entry for blocks of `dest`.
 #[inline(always)]
@@ -174,8 +176,11 @@ fn outbox_slot(dest: *mut Heap) -> usize {
     ((dest as usize >> 12) ^ (dest as usize >> 16)) % OUTBOX
 }
 
-/// What a thread without a heap runs before a remote free, to get one (set by `init`,
-/// which attaches heaps): a thread that only frees then batches its frees like any other.
+/// What a thread without a heap runs before a remote free, to get one without waiting
+/// (set by `init`, which attaches heaps): a thread that only frees then batches its frees
+/// like any other. It never waits for the heap-list lock: a free may run inside another
+/// library's fork handler, after ours took that lock on the same thread; the free then
+/// goes alone.
 static ATTACH: AtomicPtr<()> = AtomicPtr::new(ptr::null_mut());
 
 /// Sets the function that gives the calling thread a heap (true when it has one after).
@@ -218,7 +223,6 @@ unsafe fn free_remote(mut me: *mut Heap, seg: *mut Segment, p: *mut u8) {
                 h.outbox_used -= 1;
             }
             o.dest = owner;
-            o.limit = batch_limit((*seg).kind);
         }
         // Push on the chain: the block's first word links to the previous newest, its
         // second word names the block pushed `SKIP` before it (a prefetch hint for the
@@ -236,8 +240,9 @@ unsafe fn free_remote(mut me: *mut Heap, seg: *mut Segment, p: *mut u8) {
         }
         o.first = p as *mut Block;
         o.count += 1;
+        o.weight += batch_weight((*seg).kind);
         (*me).stats.remote_frees.bump();
-        if o.count >= o.limit {
+        if o.weight >= BATCH_FULL {
             send(me, o);
             h.outbox_used -= 1;
         }
@@ -269,6 +274,7 @@ unsafe fn send(me: *mut Heap, o: &mut Outbox) {
     o.first = ptr::null_mut();
     o.last = ptr::null_mut();
     o.count = 0;
+    o.weight = 0;
 }
 
 /// Pushes the chain `first ..= last` (linked through the blocks) onto `dest`'s inbox with

@@ -74,8 +74,9 @@ pub struct Outbox {
     pub first: *mut Block,
     pub last: *mut Block,
     pub count: u32,
-    /// The batch is sent at this many blocks (by the blocks' page kind: see `free`).
-    pub limit: u32,
+    /// The batch's weight: each block adds its page kind's (see `free::BATCH_WEIGHT`); the
+    /// batch is sent when it reaches `free::BATCH_FULL`.
+    pub weight: u32,
     /// The last `SKIP` blocks pushed, by `count % SKIP`: each block's second word gets the
     /// one pushed `SKIP` before it, the block its collector reaches `SKIP` steps later, so
     /// the collector can prefetch ahead of its walk (`collect`).
@@ -91,7 +92,7 @@ impl Outbox {
         first: ptr::null_mut(),
         last: ptr::null_mut(),
         count: 0,
-        limit: 0,
+        weight: 0,
         recent: [ptr::null_mut(); SKIP],
     };
 }

@@ -54,42 +54,48 @@ static HEAPS: SpinLock<Heaps> = SpinLock::new(
 /// thread's current heap. `late`: the thread's exit destructor has already run, so no
 /// destructor may park this heap (see `Heaps::late`). Null when out of memory.
 pub fn attach(late: bool) -> *mut Heap {
+    attach_with(late, HEAPS.lock())
+}
+
+/// `attach` if the heap-list lock is free at once; null, with nothing done, if not (a free
+/// that wants a heap must not wait: see `free::set_attach`).
+pub fn attach_if_free(late: bool) -> *mut Heap {
+    match HEAPS.try_lock_within(0) {
+        Some(g) => attach_with(late, g),
+        None => ptr::null_mut(),
+    }
+}
+
+fn attach_with(late: bool, mut g: crate::lock::Guard<'_, Heaps>) -> *mut Heap {
     let (pid, tid) = (process_id(), this_thread_id());
-    let (heap, adopted) = {
-        let mut g = HEAPS.lock();
-        g.attaches += 1;
-        if g.parked.is_null() {
-            reclaim(&mut g, pid);
-        }
-        let taken = if g.parked.is_null() {
-            (new_heap(&mut g), false)
-        } else {
-            let h = g.parked;
-            // SAFETY: parked heaps are live and on the parked list under the lock.
-            g.parked = unsafe { (*h).next_parked };
-            (h, true)
-        };
-        if !taken.0.is_null() {
-            // SAFETY: the heap is ours; its owner fields and the late list change under the
-            // lock.
-            unsafe {
-                (*taken.0).owner_pid = pid;
-                (*taken.0).owner_tid = tid;
-                if late {
-                    (*taken.0).late = true;
-                    (*taken.0).next_late = g.late;
-                    g.late = taken.0;
-                }
-            }
-        }
-        taken
+    g.attaches += 1;
+    if g.parked.is_null() {
+        reclaim(&mut g, pid);
+    }
+    // A parked heap if any (its inbox may hold frees other threads made while it was
+    // parked: the first refill collects them), else a new one.
+    let heap = if g.parked.is_null() {
+        new_heap(&mut g)
+    } else {
+        let h = g.parked;
+        // SAFETY: parked heaps are live and on the parked list under the lock.
+        g.parked = unsafe { (*h).next_parked };
+        h
     };
     if heap.is_null() {
         return heap;
     }
-    // An adopted heap's inbox may hold frees other threads made while it was parked: the
-    // first refill collects them.
-    let _ = adopted;
+    // SAFETY: the heap is ours; its owner fields and the late list change under the lock.
+    unsafe {
+        (*heap).owner_pid = pid;
+        (*heap).owner_tid = tid;
+        if late {
+            (*heap).late = true;
+            (*heap).next_late = g.late;
+            g.late = heap;
+        }
+    }
+    drop(g);
     set_current(heap);
     heap
 }
@@ -179,6 +185,10 @@ fn reclaim(g: &mut Heaps, pid: libc::pid_t) {
 unsafe fn park(g: &mut Heaps, h: *mut Heap) {
     // SAFETY: per the caller.
     unsafe {
+        // A heap whose thread ended without its exit destructor (`reclaim`) still holds the
+        // blocks it freed for other heaps: they go now, not when a thread adopts it. (Its
+        // thread is gone: nobody else touches its outbox; `detach` has emptied it already.)
+        flush_outbox(h);
         (*h).owner_pid = 0;
         (*h).owner_tid = 0;
         (*h).next_parked = g.parked;
