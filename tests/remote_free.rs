@@ -55,7 +55,10 @@ fn blocks_freed_by_another_thread_go_back_in_batches_and_are_reused() {
     let large_batches = stats::snapshot().pool.remote_batches - batches_before;
     drop(to_freer);
     freer.join().unwrap(); // its exit sends what it still holds
-    assert!(large_batches >= 8, "{large_batches} batches for 8 large blocks");
+    assert!(
+        large_batches >= 8,
+        "{large_batches} batches for 8 large blocks"
+    );
 
     let (b, a) = (before.pool, after.pool);
     assert!(a.remote_frees - b.remote_frees >= N as u64, "{a:?}");

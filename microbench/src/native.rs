@@ -141,6 +141,28 @@ pub fn check_served(alloc: &Allocator, stderr: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// hakmem's stats JSON of the run whose `pid=` line is in `stderr` (`<dir>/<prefix>-<pid>.json`,
+/// as `HAKMEM_STATS_JSON=<dir>/<prefix>-%p.json` names it), read and removed; an error when
+/// it is missing or counts no allocation (hakmem did not serve the program).
+pub fn hakmem_stats(dir: &Path, prefix: &str, stderr: &str) -> Result<serde_json::Value, String> {
+    let pid = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("pid="))
+        .ok_or("the program printed no pid line")?;
+    let path = dir.join(format!("{prefix}-{pid}.json"));
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("no hakmem stats at {}: {e}", path.display()))?;
+    let _ = std::fs::remove_file(&path);
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let allocs =
+        v["pool"]["allocs"].as_u64().unwrap_or(0) + v["big"]["allocs"].as_u64().unwrap_or(0);
+    if allocs == 0 {
+        return Err(format!("{}: hakmem counted no allocation", path.display()));
+    }
+    Ok(v)
+}
+
 /// One finished run: output, wall time, and the kernel's resource usage of the child.
 pub struct Run {
     pub stdout: String,

@@ -119,22 +119,7 @@ fn read_rss(rss_file: &Path) -> Result<u64, String> {
 /// Checks hakmem's stats file (written at exit) of the program whose `served_by` line is in
 /// `stderr`: it must count pool or big allocations. (`time` writes one too: its own.)
 fn check_stats(dir: &Path, stderr: &str) -> Result<(), String> {
-    let pid = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("pid="))
-        .ok_or("the program printed no pid line")?;
-    let path = dir.join(format!("stats-{pid}.json"));
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("no hakmem stats at {}: {e}", path.display()))?;
-    let _ = std::fs::remove_file(&path);
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let allocs =
-        v["pool"]["allocs"].as_u64().unwrap_or(0) + v["big"]["allocs"].as_u64().unwrap_or(0);
-    if allocs == 0 {
-        return Err(format!("{}: hakmem counted no allocation", path.display()));
-    }
-    Ok(())
+    native::hakmem_stats(dir, "stats", stderr).map(|_| ())
 }
 
 /// Runs `program` (a built binary, or None for the start-up row) under `alloc` once.

@@ -123,21 +123,7 @@ fn run_one(
     let run = native::run(cmd)?;
     native::check_served(alloc, &run.stderr)?;
     let pool = if hakmem {
-        let pid = run
-            .stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("pid="))
-            .ok_or("the program printed no pid line")?;
-        let path = stats_dir.join(format!("scaling-{pid}.json"));
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("no hakmem stats at {}: {e}", path.display()))?;
-        let _ = std::fs::remove_file(&path);
-        let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        if v["pool"]["allocs"].as_u64().unwrap_or(0) == 0 {
-            return Err(format!("{name}: hakmem counted no allocation"));
-        }
-        Some(v["pool"].clone())
+        Some(native::hakmem_stats(&stats_dir, "scaling", &run.stderr)?["pool"].clone())
     } else {
         None
     };
