@@ -26,9 +26,15 @@ test: test-tools preload
 # What the tests run besides cargo: the programs put under LD_PRELOAD, a C compiler, and
 # valgrind for the instruction-count gate. Installed with apt-get when missing (as root).
 TEST_TOOLS := sqlite3:sqlite3 cc:gcc c++:g++ python3:python3 sort:coreutils git:git valgrind:valgrind redis-server:redis-server
+# libc6-dbg: the C library's separate debug file, which `hakprof sites` reads (a test
+# symbolizes a static libc function through it).
+TEST_PKGS := libc6-dbg
 test-tools:
 	@missing=""; for pair in $(TEST_TOOLS); do \
 		command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	done; \
+	for p in $(TEST_PKGS); do \
+		dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \

@@ -109,6 +109,9 @@ pub struct Config {
     /// carries its site in its header) and every C-ABI allocation counted per call site,
     /// its return address kept for symbolization.
     pub sites: bool,
+    /// The sites mode's mean bytes between two sampled stacks (`HAKMEM_SAMPLE_BYTES`,
+    /// 1 ..= 1 GiB; 1: every allocation's stack, exact per stack at one unwind a call).
+    pub sample_bytes: usize,
     /// `check || sites`: whether a C-ABI free off the fast path has anything to do before
     /// the front frees (one test on that path for both).
     pub free_hooks: bool,
@@ -119,6 +122,9 @@ pub struct Config {
 /// thermal policy gives idle blocks' pages back (250 ms) and then the blocks (2 s).
 pub const DEFAULT_BIGCACHE_CAP: usize = 4 << 30;
 pub const MAX_BIGCACHE_MB: usize = 1 << 20;
+/// The sites mode's mean bytes between sampled stacks (jemalloc samples every 512 KiB).
+pub const DEFAULT_SAMPLE_BYTES: usize = 256 << 10;
+pub const MAX_SAMPLE_BYTES: usize = 1 << 30;
 /// The threshold when no learner runs (unless `HAKMEM_THRESHOLD_KB` sets it).
 pub const FIXED_THRESHOLD: usize = 2 << 20;
 pub const MAX_THRESHOLD_KB: usize = 1 << 20;
@@ -146,6 +152,7 @@ impl Config {
             seed: 0x4841_4b4d_454d, // "HAKMEM"
             check: false,
             sites: false,
+            sample_bytes: DEFAULT_SAMPLE_BYTES,
             free_hooks: false,
         }
     }
@@ -214,6 +221,12 @@ impl Config {
                     c.ucb1 = false;
                 }
                 _ => bad("HAKMEM_THRESHOLD_KB", v, "1..=1048576"),
+            }
+        }
+        if let Some(v) = var("HAKMEM_SAMPLE_BYTES") {
+            match v.parse::<usize>() {
+                Ok(n) if (1..=MAX_SAMPLE_BYTES).contains(&n) => c.sample_bytes = n,
+                _ => bad("HAKMEM_SAMPLE_BYTES", v, "1..=1073741824"),
             }
         }
         if let Some(v) = var("HAKMEM_BIGCACHE_MB") {

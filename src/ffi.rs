@@ -201,23 +201,33 @@ pub unsafe extern "C" fn hak_realloc_from(
 
 /// `realloc` in the sites mode: a new block counted for `caller`, the contents copied, the
 /// old block freed (counted for its own site). Null with `errno` when out of memory.
+/// The census counts the old block's free before the new block's allocation (as heaptrack
+/// does): the program never holds both, so the heap's peak must not count both.
 ///
 /// # Safety
 /// `p` must be null or a live block of this allocator.
 unsafe fn realloc_counted(p: *mut u8, size: usize, caller: usize) -> *mut u8 {
+    let lent = census::lend_big(p);
     let q = api::malloc_at(size, site(caller));
     if q.is_null() {
+        census::put_back(lent);
         set_errno(libc::ENOMEM);
         return q;
     }
-    census::record_alloc(caller, size, q);
     if !p.is_null() {
-        // SAFETY: `p` is live with at least its usable size; `q` holds `size` bytes.
+        // SAFETY: `p` is live with at least its usable size; `q` holds `size` bytes; the
+        // census reads `p`'s header before the free below.
         unsafe {
             let old = api::usable_size(p);
             core::ptr::copy_nonoverlapping(p, q, old.min(size));
-            hak_free(p as *mut c_void);
+            census::record_free(p);
         }
+    }
+    census::record_alloc(caller, size, q);
+    census::put_back(lent);
+    if !p.is_null() {
+        // SAFETY: `p` is live and counted as freed above.
+        unsafe { cpath::free_uncounted(p) };
     }
     q
 }

@@ -36,7 +36,9 @@ pub struct AllocHeader {
     pub magic: u32,
     pub method: Method,
     pub state: State,
-    _pad: u16,
+    /// The sites mode's sampled stack that allocated the block (its index + 1 in
+    /// `learn::stacks`; 0: not sampled, and always 0 outside the sites mode).
+    pub stack: u16,
     /// Call-site id (0: unknown).
     pub site: u32,
     /// Bytes from the start of the mapping (or pool block) to the user pointer.
@@ -57,7 +59,7 @@ impl AllocHeader {
             magic: MAGIC,
             method,
             state: State::Live,
-            _pad: 0,
+            stack: 0,
             site,
             offset: offset as u32,
             size: size as u64,

@@ -57,6 +57,59 @@ fn init_slow() {
     pool::free::set_attach(attach_thread_for_free);
     STATE.store(READY, Ordering::Release);
     register_fork_handlers();
+    if config::get().sites {
+        stats::note_start();
+        catch_crashes();
+    }
+}
+
+/// The signals that end a process by a fault of its own (`abort` too): in the sites mode
+/// their handler writes the report before the process dies. Not `SIGINT` or `SIGTERM`:
+/// programs set up their own handlers for those only when they find the default one
+/// (Python's `KeyboardInterrupt`), and the profiler must not change what a program does.
+const CRASHES: [libc::c_int; 7] = [
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGFPE,
+    libc::SIGILL,
+    libc::SIGABRT,
+    libc::SIGTRAP,
+    libc::SIGSYS,
+];
+
+/// Installs `on_crash` for each signal of `CRASHES` that still has its default action (a
+/// program's own handler is left alone; one it installs later replaces ours).
+fn catch_crashes() {
+    for sig in CRASHES {
+        // SAFETY: all zeroes is a valid `sigaction` (no handler, empty mask, no flags).
+        let mut old: libc::sigaction = unsafe { core::mem::zeroed() };
+        // SAFETY: a null new action only reads the current one into `old`.
+        if unsafe { libc::sigaction(sig, core::ptr::null(), &mut old) } != 0
+            || old.sa_sigaction != libc::SIG_DFL
+        {
+            continue;
+        }
+        // SAFETY: as above.
+        let mut act: libc::sigaction = unsafe { core::mem::zeroed() };
+        act.sa_sigaction = on_crash as extern "C" fn(libc::c_int) as usize;
+        // On the alternate stack if the thread has one (a stack overflow leaves no room).
+        act.sa_flags = libc::SA_ONSTACK;
+        // SAFETY: `act` is initialized; `on_crash` is an `extern "C" fn(c_int)`.
+        unsafe { libc::sigaction(sig, &act, core::ptr::null_mut()) };
+    }
+}
+
+/// A crash in the sites mode: the report so far (no lock waited on: see
+/// `stats::report_at_exit`), then the signal again with its default action, so the process
+/// ends as it would have (its status, its core dump).
+extern "C" fn on_crash(sig: libc::c_int) {
+    stats::report_on_signal(sig);
+    // SAFETY: resetting a disposition and raising a signal are async-signal-safe; the
+    // signal stays blocked until this handler returns, then ends the process.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
 }
 
 /// Registers the fork handlers, once. `pthread_atfork` may allocate: it runs after `STATE`
@@ -144,6 +197,9 @@ extern "C" fn fork_parent() {
 extern "C" fn fork_child() {
     unlock_all();
     stats::note_owner();
+    if config::get().sites {
+        stats::note_start();
+    }
     pool::thread::after_fork_in_child();
     // The child has one thread: a busy flag another thread of the parent held stays set
     // forever here (the sampler would skip every sample, the unwinder every stack).

@@ -211,13 +211,11 @@ fn write_site_id(w: &mut impl Write, i: usize) -> fmt::Result {
 /// The sites mode's heap lines: live bytes now and at the peak, and allocations by size
 /// (power-of-two buckets, the empty ones left out), as mimalloc's statistics show them.
 fn write_heap(w: &mut impl Write) -> fmt::Result {
-    let mib = |b: i64| b as f64 / (1 << 20) as f64;
-    writeln!(
-        w,
-        "  heap     : {:.1} MiB live at exit, {:.1} MiB at the peak (every counted block)",
-        mib(sites::heap_live()),
-        mib(sites::heap_peak())
-    )?;
+    w.write_str("  heap     : ")?;
+    write_size(w, sites::heap_live())?;
+    w.write_str(" live at exit, ")?;
+    write_size(w, sites::heap_peak())?;
+    w.write_str(" at the peak (every counted block)\n")?;
     w.write_str("  sizes    :")?;
     for k in 0..sites::SIZE_BUCKETS {
         let n = sites::size_total(k);
@@ -236,6 +234,22 @@ fn write_heap(w: &mut impl Write) -> fmt::Result {
         }
     }
     w.write_str("\n")
+}
+
+/// `n` bytes as people read them, never rounded up to the next unit: `20000 B` below
+/// 64 KiB, then KiB, MiB or GiB with one decimal, truncated (1 048 572 B is `1023.9 KiB`,
+/// not `1024.0 KiB`).
+fn write_size(w: &mut impl Write, n: i64) -> fmt::Result {
+    let a = n.unsigned_abs();
+    let sign = if n < 0 { "-" } else { "" };
+    let (unit, shift) = match a {
+        a if a < 64 << 10 => return write!(w, "{n} B"),
+        a if a < 1 << 20 => ("KiB", 10),
+        a if a < 1 << 30 => ("MiB", 20),
+        _ => ("GiB", 30),
+    };
+    let tenths = (a as u128 * 10) >> shift; // truncated
+    write!(w, "{sign}{}.{} {unit}", tenths / 10, tenths % 10)
 }
 
 /// Where site `i`'s return address lies: `0xADDR symbol+0xOFF (module)` as far as the
@@ -396,7 +410,10 @@ impl Snapshot {
             write_maps(w)?;
         }
         partial.write_json(w)?;
-        write!(w, "}}")
+        match ENDED_BY_SIGNAL.load(Relaxed) {
+            0 => write!(w, "}}"),
+            sig => write!(w, ",\"signal\":{sig}}}"),
+        }
     }
 
     pub fn write_human(&self, w: &mut impl Write, p: &Process) -> fmt::Result {
@@ -625,8 +642,9 @@ fn write_sites(w: &mut impl Write, sites_mode: bool) -> fmt::Result {
         if sites_mode {
             write!(
                 w,
-                ",\"temporary\":{},\"live_at_peak\":{},\"sizes\":[",
+                ",\"temporary\":{},\"temporary_process\":{},\"live_at_peak\":{},\"sizes\":[",
                 sites::TEMPORARY[i].load(Relaxed),
+                sites::TEMPORARY_PROCESS[i].load(Relaxed),
                 sites::LIVE_AT_PEAK[i].load(Relaxed)
             )?;
             write_list(w, sites::SIZES[i].iter().map(|h| h.load(Relaxed)))?;
@@ -666,8 +684,9 @@ fn write_maps(w: &mut impl Write) -> fmt::Result {
     )?;
     write!(
         w,
-        ",\"stack_samples\":{{\"interval\":{},\"dropped\":{},\"stacks\":[",
-        stacks::INTERVAL,
+        ",\"stack_samples\":{{\"interval\":{},\"fx\":{},\"dropped\":{},\"stacks\":[",
+        config::get().sample_bytes,
+        stacks::FX,
         stacks::DROPPED.load(Relaxed)
     )?;
     let mut first = true;
@@ -678,9 +697,14 @@ fn write_maps(w: &mut impl Write) -> fmt::Result {
         result = result.and_then(|()| {
             write!(
                 w,
-                "{sep}{{\"weight\":{},\"samples\":{},\"frames\":[",
-                e.weight.load(Relaxed),
-                e.samples.load(Relaxed)
+                "{sep}{{\"samples\":{},\"allocs_fx\":{},\"bytes\":{},\"live_fx\":{},\"live_bytes\":{},\"at_peak_bytes\":{},\"temporary_fx\":{},\"frames\":[",
+                e.samples.load(Relaxed),
+                e.allocs.load(Relaxed),
+                e.bytes.load(Relaxed),
+                e.live.load(Relaxed),
+                e.live_bytes.load(Relaxed),
+                e.at_peak.load(Relaxed),
+                e.temporary.load(Relaxed)
             )?;
             let frames = e.frames.iter().map(|f| f.load(Relaxed));
             write_list(w, frames.take_while(|&f| f != 0))?;
@@ -787,8 +811,20 @@ fn report(owned_only: bool) {
     }
 }
 
-/// Writes the snapshot as JSON to `path` (with `%p` replaced by the process id).
-pub fn write_json_file(path: &[u8], snap: &Snapshot) -> bool {
+/// The signal that is ending the process (0: none): the report written from the crash
+/// handler says so, as its counts stop there.
+static ENDED_BY_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// The report from a fatal signal's handler (the sites mode, `init`): written as at exit,
+/// taking no lock it could wait on, and marked with the signal.
+pub fn report_on_signal(sig: i32) {
+    ENDED_BY_SIGNAL.store(sig, Relaxed);
+    report(true);
+}
+
+/// `path` with each `%p` replaced by the process id, then `suffix`, NUL-terminated (None
+/// when it does not fit).
+fn stats_path(path: &[u8], suffix: &str) -> Option<StackBuf<4096>> {
     let mut p = StackBuf::<4096>::new();
     let mut rest = path;
     while let Some(i) = rest.windows(2).position(|w| w == b"%p") {
@@ -798,28 +834,59 @@ pub fn write_json_file(path: &[u8], snap: &Snapshot) -> bool {
         rest = &rest[i + 2..];
     }
     let _ = p.write_str(core::str::from_utf8(rest).unwrap_or(""));
+    let _ = p.write_str(suffix);
     let _ = p.write_str("\0");
-    if p.truncated() {
-        return false;
-    }
-    let mut json = MapBuf::new(1 << 20);
-    let _ = snap.write_json(&mut json);
-    let _ = json.write_str("\n");
-    // SAFETY: `p` holds a NUL-terminated path.
+    (!p.truncated()).then_some(p)
+}
+
+/// Writes `bytes` to the NUL-terminated `path` (created or truncated).
+fn write_file(path: &StackBuf<4096>, bytes: &[u8]) -> bool {
+    // SAFETY: `path` holds a NUL-terminated path.
     let fd = unsafe {
         libc::open(
-            p.as_bytes().as_ptr() as *const libc::c_char,
+            path.as_bytes().as_ptr() as *const libc::c_char,
             libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
             0o644,
         )
     };
     if fd < 0 {
-        diag::eprint_line(format_args!("hakmem: cannot write HAKMEM_STATS_JSON file"));
         return false;
     }
-    let ok = diag::write_fd(fd, json.as_bytes());
+    let ok = diag::write_fd(fd, bytes);
     // SAFETY: fd is ours.
     unsafe { libc::close(fd) };
+    ok
+}
+
+/// In the sites mode, at the allocator's set-up in each process (and in each fork child):
+/// `HAKMEM_STATS_JSON`'s path + `.started`, holding the process's name and executable, so
+/// that `hakprof sites` can name the processes that started and wrote no report (killed
+/// by `SIGKILL`, or by a signal whose handler never returned).
+pub fn note_start() {
+    let Some(path) = config::getenv("HAKMEM_STATS_JSON") else {
+        return;
+    };
+    let Some(file) = stats_path(path.as_bytes(), ".started") else {
+        return;
+    };
+    let p = process();
+    let mut text = StackBuf::<256>::new();
+    let _ = write!(text, "{}\n{}\n", p.comm(), p.exe());
+    write_file(&file, text.as_bytes());
+}
+
+/// Writes the snapshot as JSON to `path` (with `%p` replaced by the process id).
+pub fn write_json_file(path: &[u8], snap: &Snapshot) -> bool {
+    let Some(p) = stats_path(path, "") else {
+        return false;
+    };
+    let mut json = MapBuf::new(1 << 20);
+    let _ = snap.write_json(&mut json);
+    let _ = json.write_str("\n");
+    let ok = write_file(&p, json.as_bytes());
+    if !ok {
+        diag::eprint_line(format_args!("hakmem: cannot write HAKMEM_STATS_JSON file"));
+    }
     ok
 }
 
@@ -833,6 +900,20 @@ pub fn json() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_as_written_and_never_round_up_to_the_next_unit() {
+        let show = |n: i64| {
+            let mut s = String::new();
+            write_size(&mut s, n).unwrap();
+            s
+        };
+        assert_eq!(show(20_000), "20000 B");
+        assert_eq!(show(-512), "-512 B");
+        assert_eq!(show(1_048_572), "1023.9 KiB");
+        assert_eq!(show(1 << 20), "1.0 MiB");
+        assert_eq!(show(3 << 29), "1.5 GiB");
+    }
 
     #[test]
     fn hakmem_stats_selects_processes_by_name() {

@@ -102,8 +102,13 @@ pub fn svg(folded: &str, title: &str, count_name: &str) -> Result<Vec<u8>, Strin
 }
 
 /// A differential flamegraph: `after` drawn, coloured by its change from `before`
-/// (inferno's differential folding: red frames grew, blue shrank).
-pub fn differential(before: &str, after: &str, title: &str) -> Result<Vec<u8>, String> {
+/// (inferno's differential folding: red frames grew, blue shrank), widths in `count_name`.
+pub fn differential(
+    before: &str,
+    after: &str,
+    title: &str,
+    count_name: &str,
+) -> Result<Vec<u8>, String> {
     let mut folded = Vec::new();
     inferno::differential::from_readers(
         inferno::differential::Options::default(),
@@ -112,7 +117,7 @@ pub fn differential(before: &str, after: &str, title: &str) -> Result<Vec<u8>, S
         &mut folded,
     )
     .map_err(|e| format!("differential: {e}"))?;
-    svg(&String::from_utf8_lossy(&folded), title, "samples")
+    svg(&String::from_utf8_lossy(&folded), title, count_name)
 }
 
 /// A step: a frame of the path with its cost per operation (in the graph's unit).
@@ -202,7 +207,8 @@ mod tests {
     fn differential_and_step_graphs_render() {
         let pool = "hakprof_measured_region;pair;pool::alloc 50\nhakprof_measured_region;pair;pool::free 50\n";
         let reuse = "hakprof_measured_region;pair;pool::alloc 50\nhakprof_measured_region;pair;pool::free 50\nhakprof_measured_region;pair;learn::decide 80\n";
-        let d = String::from_utf8(differential(pool, reuse, "reuse vs pool").unwrap()).unwrap();
+        let d = String::from_utf8(differential(pool, reuse, "reuse vs pool", "samples").unwrap())
+            .unwrap();
         assert!(svg_well_formed(&d) && d.contains("learn::decide"));
         let folded = step_folded(
             &[

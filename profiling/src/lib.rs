@@ -29,6 +29,7 @@ pub mod report;
 pub mod run;
 pub mod sim;
 pub mod sites;
+pub mod sites_diff;
 pub mod subtract;
 pub mod symbols;
 pub mod syscalls;

@@ -38,8 +38,9 @@ enum Cmd {
     /// workload where per-site policy matters (composite cost: CPU, page faults, RSS)
     Learning,
     /// Who allocates what: runs PROGRAM (and its children) under the preload in the sites
-    /// mode; writes sites.html, .md, .json and two allocation flamegraphs (sites.svg by
-    /// bytes, sites-peak.svg live at the peak; default folder flamegraphs/sites/)
+    /// mode; writes sites.html, .md, .json and a flamegraph per cost (bytes, allocations,
+    /// leaked, temporary, live at the peak; default folder flamegraphs/sites/).
+    /// `sites diff A B` compares two sites.json
     Sites(SitesArgs),
     /// Run everything and write flamegraphs/{index.html,report.md,*.svg}
     Report(ReportArgs),
@@ -109,7 +110,10 @@ enum StepsFormat {
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct SitesArgs {
+    #[command(subcommand)]
+    diff: Option<SitesCmd>,
     /// output folder (default: flamegraphs/sites/)
     #[arg(long)]
     out: Option<PathBuf>,
@@ -120,9 +124,34 @@ struct SitesArgs {
     /// every process the command starts is counted and merged
     #[arg(long, value_name = "NAME")]
     process: Option<String>,
+    /// mean bytes allocated between two sampled stacks (default 262144); 1 unwinds every
+    /// allocation's stack, which makes each stack's figures exact at heaptrack's cost
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=1 << 30))]
+    sample_bytes: Option<u64>,
     /// the program and its arguments (after --)
     #[arg(last = true, required = true, value_name = "PROGRAM")]
     command: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum SitesCmd {
+    /// Compare two sites.json (A, then B) per site and per stack, sorted by the change;
+    /// writes sites-diff.md, .json and a differential flamegraph sites-diff.svg
+    Diff(SitesDiffArgs),
+}
+
+#[derive(Args)]
+struct SitesDiffArgs {
+    /// the earlier run's sites.json
+    a: PathBuf,
+    /// the later run's sites.json
+    b: PathBuf,
+    /// output folder (default: the folder of B)
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// rows per table
+    #[arg(long, default_value_t = 20)]
+    top: usize,
 }
 
 #[derive(Args)]
@@ -255,15 +284,23 @@ fn steps_cmd(a: StepsArgs) -> Result<(), String> {
 /// unchanged); hakprof exits as the command did (its status, or 128 + the signal).
 fn sites_cmd(a: SitesArgs) -> ExitCode {
     use std::io::Write;
+    if let Some(SitesCmd::Diff(d)) = a.diff {
+        return sites_diff_cmd(d);
+    }
     let out = a.out.unwrap_or_else(|| profiling::out_dir().join("sites"));
-    let only = a.process.as_deref();
-    let r = match profiling::sites::run(&a.command[0], &a.command[1..], &out, a.top, only) {
+    let opts = profiling::sites::RunOptions {
+        top: a.top,
+        only: a.process,
+        sample_bytes: a.sample_bytes,
+    };
+    let r = match profiling::sites::run(&a.command[0], &a.command[1..], &out, &opts) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("hakprof: {e}");
-            return ExitCode::FAILURE;
+            eprintln!("hakprof: {}", e.message);
+            return ExitCode::from(e.exit_code);
         }
     };
+    let out = std::path::absolute(&out).unwrap_or(out);
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut err = std::io::stderr().lock();
@@ -279,7 +316,7 @@ fn sites_cmd(a: SitesArgs) -> ExitCode {
     }
     let _ = writeln!(
         err,
-        "hakprof: {} in {}; {} (also sites.md, sites.json, sites.svg, sites-peak.svg)",
+        "hakprof: {} in {}; {} (also sites.md, sites.json and a flamegraph per cost: sites.svg, sites-allocations.svg, sites-leaked.svg, sites-temporary.svg, sites-peak.svg)",
         plural(r.sites.len(), "site", "sites"),
         plural(r.processes.len(), "process", "processes"),
         out.join("sites.html").display()
@@ -289,6 +326,31 @@ fn sites_cmd(a: SitesArgs) -> ExitCode {
         (Some(code), _) => ExitCode::from(code as u8),
         (None, Some(sig)) => ExitCode::from(128u8.wrapping_add(sig as u8)),
         (None, None) => ExitCode::FAILURE,
+    }
+}
+
+/// `hakprof sites diff A B`: the tables on stdout, the files beside B (or in `--out`).
+fn sites_diff_cmd(d: SitesDiffArgs) -> ExitCode {
+    let out = d.out.unwrap_or_else(|| {
+        d.b.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or(PathBuf::from("."), PathBuf::from)
+    });
+    match profiling::sites_diff::run(&d.a, &d.b, &out, d.top) {
+        Ok(diff) => {
+            print!("{}", diff.markdown(d.top));
+            eprintln!(
+                "hakprof: {} (also sites-diff.md, sites-diff.json)",
+                std::path::absolute(out.join("sites-diff.svg"))
+                    .unwrap_or_default()
+                    .display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hakprof: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

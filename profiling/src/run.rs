@@ -205,6 +205,7 @@ pub fn flames(
             pool,
             reuse,
             "reuse_path vs pool_path (red: more samples in the reuse path)",
+            "samples",
         )
         .and_then(|svg| {
             std::fs::write(out.join("diff_reuse_vs_pool.svg"), svg).map_err(|e| e.to_string())?;
@@ -462,7 +463,11 @@ fn sites_section(
                 .expect("a program of the benchmarks");
             let run = microbench::native::build(&format!("programs/{src}")).and_then(|bin| {
                 let dir = out.join("sites").join(name);
-                crate::sites::run(&bin.to_string_lossy(), &[], &dir, 20, None)
+                let opts = crate::sites::RunOptions {
+                    top: 20,
+                    ..Default::default()
+                };
+                crate::sites::run(&bin.to_string_lossy(), &[], &dir, &opts).map_err(|e| e.message)
             });
             (name.to_string(), run)
         })

@@ -6,18 +6,21 @@
 //!
 //! Stacks come from the preload's DWARF unwinder (no frame pointers needed; 32 frames at
 //! most): each site keeps the stack of its first allocation, and allocations are sampled
-//! by bytes (one every 256 KiB on average) with their stacks, which tell apart the callers
-//! of a wrapper like `xmalloc`. Two allocation flamegraphs are drawn with inferno: bytes
-//! allocated by sampled stack (`sites.svg`), and bytes live at the heap's peak by site
-//! stack (`sites-peak.svg`: the peak is counted per site). Every process the command starts
-//! writes its own stats; the report merges them (sites of one function and line are one
-//! row) and lists the processes.
+//! by bytes (one every 256 KiB on average, `--sample-bytes`; 1: every one) with their
+//! stacks, which tell apart the callers of a wrapper like `xmalloc`. A sampled block keeps
+//! its stack, so each stack's leaks, temporaries and bytes live at the heap's peak are
+//! its own (estimated from the samples as jemalloc's profiler does; exact per site, and
+//! per stack too when every allocation is sampled). Five flamegraphs are drawn with
+//! inferno, one per cost: allocations, bytes, leaked, temporary, live at the peak. Every
+//! process the command starts writes its own stats (also from a crash's signal handler);
+//! the report merges them (sites of one function and line are one row), lists the
+//! processes, and names those that started and wrote nothing.
 
 use crate::flame;
 use crate::symbols::{parse_maps, Frame, Mapping, Symbolizer};
 use microbench::native;
 use microbench::table::{self, Table};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,7 +28,7 @@ use std::process::Command;
 
 /// Sizes in one power-of-two bucket (`upto`: the bucket's largest size; none for the
 /// last bucket, above 64 MiB).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SizeBucket {
     pub upto: Option<u64>,
     pub count: u64,
@@ -33,7 +36,7 @@ pub struct SizeBucket {
 
 /// One call site, symbolized: the function that called `malloc` (`symbol`, `file`,
 /// `line`), and what the sites mode counted there, summed over the processes it ran in.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SiteRow {
     pub symbol: String,
     pub module: String,
@@ -49,9 +52,13 @@ pub struct SiteRow {
     pub live_at_peak: i64,
     /// Bytes never freed (leaks, or blocks freed by nobody before exit).
     pub live_at_exit: i64,
-    /// Allocations freed by their thread before it allocated anything else (heaptrack's
-    /// "temporary allocations").
+    /// Allocations freed by their thread before that thread allocated again (this report's
+    /// definition: see `TEMPORARY`).
     pub temporary: u64,
+    /// Allocations freed before any other allocation or free in the process (heaptrack's
+    /// definition, for comparison: see `TEMPORARY_HEAPTRACK`).
+    #[serde(default)]
+    pub temporary_heaptrack: u64,
     /// Non-empty size buckets.
     pub sizes: Vec<SizeBucket>,
     /// What hakmem decided for the site's big blocks: the threshold last chosen (0: the
@@ -64,19 +71,36 @@ pub struct SiteRow {
     pub stack: Vec<Frame>,
 }
 
-/// A sampled allocation stack (one every `sample_interval` bytes on average, jittered):
-/// its weight estimates the bytes allocated through it.
-#[derive(Clone, Debug, Serialize)]
+/// A sampled allocation stack (one allocation every `sample_interval` bytes on average):
+/// what the allocations it made stand for, estimated from its samples (exact when
+/// `stacks_exact`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SampledStack {
     pub process: String,
-    pub weight: u64,
     pub samples: u64,
+    pub allocations: u64,
+    pub bytes: u64,
+    /// Allocations and bytes of it never freed (live at exit).
+    pub leaked: u64,
+    pub leaked_bytes: i64,
+    /// Allocations freed by their thread before it allocated again.
+    pub temporary: u64,
+    /// Its bytes live at the heap's peak (its last snapshot).
+    pub live_at_peak: i64,
     /// The caller of `malloc` first (inlined functions as frames of their own).
     pub stack: Vec<Frame>,
 }
 
+/// A process that started (the preload set itself up in it) and wrote no report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SilentProcess {
+    pub pid: u64,
+    pub name: String,
+    pub exe: String,
+}
+
 /// One process the command started, from its exit report.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ProcessRow {
     pub name: String,
     pub pid: u64,
@@ -86,9 +110,16 @@ pub struct ProcessRow {
     pub bytes: u64,
     /// The C-ABI heap's live bytes at its peak snapshot.
     pub heap_peak_bytes: i64,
+    /// The signal that killed it, when its report was written from the crash handler: its
+    /// counts stop at the crash.
+    #[serde(default)]
+    pub signal: Option<i32>,
+    /// Parts of its report that could not be read (see the stats JSON's `partial`).
+    #[serde(default)]
+    pub partial: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SitesReport {
     pub program: String,
     pub args: Vec<String>,
@@ -106,13 +137,55 @@ pub struct SitesReport {
     /// sites per process; a site that finds no free entry within 8 probes shares it).
     pub other_count: u64,
     pub other_bytes: u64,
-    /// The mean bytes between two stack samples.
+    /// The mean bytes between two stack samples (1: every allocation).
     pub sample_interval: u64,
-    /// Every sampled stack, heaviest first: what `sites.svg` draws.
+    /// Whether every allocation was sampled: then each stack's figures are exact, not
+    /// estimates.
+    #[serde(default)]
+    pub stacks_exact: bool,
+    /// Every sampled stack, by bytes, heaviest first: what the flamegraphs draw.
     pub sampled_stacks: Vec<SampledStack>,
-    /// The weight of samples that found the stack table full (1024 stacks per process).
+    /// The bytes (estimated) of samples that found the stack table full (1024 stacks per
+    /// process).
     pub dropped_sample_bytes: u64,
+    /// Processes that started and wrote no report.
+    #[serde(default)]
+    pub silent_processes: Vec<SilentProcess>,
+    /// The definitions behind the columns whose names differ between profilers.
+    #[serde(default)]
+    pub definitions: Definitions,
+    /// Modules symbolized from a separate debug file, and which file.
+    #[serde(default)]
+    pub debug_files: Vec<(String, String)>,
 }
+
+/// What "temporary" means here and in heaptrack, written into `sites.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Definitions {
+    pub temporary: String,
+    pub temporary_heaptrack: String,
+    pub live_at_peak: String,
+    pub leaked: String,
+}
+
+impl Default for Definitions {
+    fn default() -> Self {
+        Definitions {
+            temporary: TEMPORARY.into(),
+            temporary_heaptrack: TEMPORARY_HEAPTRACK.into(),
+            live_at_peak: LIVE_AT_PEAK.into(),
+            leaked: LEAKED.into(),
+        }
+    }
+}
+
+/// This report's temporary allocation.
+pub const TEMPORARY: &str = "freed by the thread that allocated it before that thread allocated anything else (other threads' allocations and any frees in between do not matter)";
+/// heaptrack's, as its analysis counts it.
+pub const TEMPORARY_HEAPTRACK: &str = "freed before any other allocation or free in the whole process (heaptrack: the free of the process's last allocation, with every free clearing it)";
+pub const LIVE_AT_PEAK: &str = "bytes live at the last snapshot of the heap's peak, taken each time the heap grows 1/64 past the previous one (within 1.6 % of the true peak); realloc counts the old block freed before the new one is allocated";
+pub const LEAKED: &str =
+    "bytes live at exit: never freed, or freed by nobody before the process ended";
 
 /// The largest size of each of the preload's size buckets (see `hakmem`'s
 /// `learn::sites::SIZE_BUCKETS`: bucket 0 up to 16 bytes, then powers of two).
@@ -130,19 +203,27 @@ fn symbolize_stack(sym: &mut Symbolizer, maps: &[Mapping], addrs: &[Value]) -> V
     stack
 }
 
-/// One process's sampled stacks, symbolized.
+/// One process's sampled stacks, symbolized. Counts come in fixed point (`fx` per
+/// allocation) and are rounded here.
 fn process_samples(json: &Value, sym: &mut Symbolizer) -> Vec<SampledStack> {
     let maps = parse_maps(json["maps"].as_str().unwrap_or(""));
     let name = json["process"]["name"].as_str().unwrap_or("?");
-    let samples = &json["stack_samples"]["stacks"];
-    samples
+    let samples = &json["stack_samples"];
+    let fx = samples["fx"].as_u64().unwrap_or(1).max(1) as f64;
+    let count = |v: &Value| (v.as_f64().unwrap_or(0.0) / fx).round().max(0.0) as u64;
+    samples["stacks"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|s| SampledStack {
             process: name.to_string(),
-            weight: s["weight"].as_u64().unwrap_or(0),
             samples: s["samples"].as_u64().unwrap_or(0),
+            allocations: count(&s["allocs_fx"]),
+            bytes: s["bytes"].as_u64().unwrap_or(0),
+            leaked: count(&s["live_fx"]),
+            leaked_bytes: s["live_bytes"].as_i64().unwrap_or(0),
+            temporary: count(&s["temporary_fx"]),
+            live_at_peak: s["at_peak_bytes"].as_i64().unwrap_or(0),
             stack: symbolize_stack(sym, &maps, s["frames"].as_array().map_or(&[], |v| v)),
         })
         .collect()
@@ -211,6 +292,7 @@ fn process_sites(
             live_at_peak: s["live_at_peak"].as_i64().unwrap_or(0),
             live_at_exit: s["live_bytes"].as_i64().unwrap_or(0),
             temporary: s["temporary"].as_u64().unwrap_or(0),
+            temporary_heaptrack: s["temporary_process"].as_u64().unwrap_or(0),
             sizes: sizes
                 .iter()
                 .enumerate()
@@ -237,6 +319,13 @@ fn process_sites(
         allocations: rows.iter().map(|r| r.count).sum::<u64>() + other_count,
         bytes: rows.iter().map(|r| r.bytes).sum::<u64>() + other_bytes,
         heap_peak_bytes: json["heap_peak_bytes"].as_i64().unwrap_or(0),
+        signal: json["signal"].as_i64().map(|s| s as i32),
+        partial: json["partial"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str().map(str::to_string))
+            .collect(),
     };
     Ok((process, rows, other_count, other_bytes))
 }
@@ -250,6 +339,7 @@ fn merge_into(a: &mut SiteRow, b: SiteRow) {
     a.live_at_peak += b.live_at_peak;
     a.live_at_exit += b.live_at_exit;
     a.temporary += b.temporary;
+    a.temporary_heaptrack += b.temporary_heaptrack;
     a.bigcache_hits += b.bigcache_hits;
     a.threshold = a.threshold.max(b.threshold);
     a.ucb1_arm = a.ucb1_arm.or(b.ucb1_arm);
@@ -299,15 +389,21 @@ pub fn from_stats(
     processes.sort_by_key(|p| p.pid);
     let mut sites: Vec<SiteRow> = by_place.into_values().collect();
     sites.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.count.cmp(&a.count)));
-    // Stacks that differ only in return addresses within the same functions are one.
-    // (As the flamegraph and the table label them: a symbol's offset dropped.)
+    // Stacks that differ only in return addresses within the same functions (as named by
+    // debug info) are one, as the flamegraphs draw them; a nearest-symbol guess keeps its
+    // offset, so two functions of a stripped module never merge into one.
     let mut by_stack: HashMap<(String, Vec<String>), SampledStack> = HashMap::new();
     for s in sampled_stacks {
         let key = (s.process.clone(), s.stack.iter().map(frame_label).collect());
         match by_stack.get_mut(&key) {
             Some(a) => {
-                a.weight += s.weight;
                 a.samples += s.samples;
+                a.allocations += s.allocations;
+                a.bytes += s.bytes;
+                a.leaked += s.leaked;
+                a.leaked_bytes += s.leaked_bytes;
+                a.temporary += s.temporary;
+                a.live_at_peak += s.live_at_peak;
             }
             None => {
                 by_stack.insert(key, s);
@@ -315,11 +411,17 @@ pub fn from_stats(
         }
     }
     let mut sampled_stacks: Vec<SampledStack> = by_stack.into_values().collect();
-    sampled_stacks.sort_by_key(|s| std::cmp::Reverse(s.weight));
+    sampled_stacks.sort_by_key(|s| std::cmp::Reverse(s.bytes));
     let sample_interval = stats
         .iter()
         .find_map(|j| j["stack_samples"]["interval"].as_u64())
         .unwrap_or(0);
+    let mut debug_files: Vec<(String, String)> = sym
+        .debug_files
+        .iter()
+        .map(|(m, d)| (m.clone(), d.display().to_string()))
+        .collect();
+    debug_files.sort();
     Ok(SitesReport {
         program: program.to_string(),
         args: args.to_vec(),
@@ -331,21 +433,33 @@ pub fn from_stats(
         other_count,
         other_bytes,
         sample_interval,
+        stacks_exact: sample_interval == 1,
         sampled_stacks,
         dropped_sample_bytes,
+        silent_processes: Vec::new(),
+        definitions: Definitions::default(),
+        debug_files,
     })
 }
 
-/// Bytes as people read them: `512 B`, `48.0 KiB`, `3.0 MiB`, `1.2 GiB`.
+/// Bytes as people read them: `512 B`, `48.0 KiB`, `3.0 MiB`, `1.25 GiB`, truncated, never
+/// rounded up to the next unit (1 048 572 B is `1023.9 KiB`, not `1024.0 KiB`).
 pub fn human_bytes(n: i64) -> String {
-    let a = n.unsigned_abs() as f64;
+    let a = n.unsigned_abs() as u128;
     let sign = if n < 0 { "-" } else { "" };
-    match a {
-        a if a < 1024.0 => format!("{n} B"),
-        a if a < 1024.0 * 1024.0 => format!("{sign}{:.1} KiB", a / 1024.0),
-        a if a < 1024.0 * 1024.0 * 1024.0 => format!("{sign}{:.1} MiB", a / 1048576.0),
-        a => format!("{sign}{:.2} GiB", a / 1073741824.0),
-    }
+    let (unit, shift, places) = match a {
+        a if a < 1024 => return format!("{n} B"),
+        a if a < 1 << 20 => ("KiB", 10, 10),
+        a if a < 1 << 30 => ("MiB", 20, 10),
+        _ => ("GiB", 30, 100),
+    };
+    let scaled = (a * places) >> shift; // truncated
+    let width = if places == 10 { 1 } else { 2 };
+    format!(
+        "{sign}{}.{:0width$} {unit}",
+        scaled / places,
+        scaled % places
+    )
 }
 
 impl SiteRow {
@@ -408,16 +522,19 @@ fn folded_line(root: &str, stack: &[Frame], weight: u64) -> String {
     )
 }
 
-/// A frame as a flamegraph label: the function (a symbol's `+0x…` offset dropped, so one
-/// function is one frame), or the address and `[module]` when it has no name.
-fn frame_label(f: &Frame) -> String {
-    let s = if f.symbol.starts_with("0x") {
+/// A frame as a flamegraph label: the function as debug info names it (one function is
+/// one frame), a nearest-symbol guess with its offset (`name+0x1c [module]`: the guess
+/// names the exported symbol below a static function, so two functions must not merge
+/// into one name), or the address and `[module]` when it has no name.
+pub fn frame_label(f: &Frame) -> String {
+    let guess = f.symbol.starts_with("0x")
+        || f.symbol
+            .rsplit_once("+0x")
+            .is_some_and(|(_, off)| off.bytes().all(|b| b.is_ascii_hexdigit()));
+    let s = if guess {
         format!("{} [{}]", f.symbol, module_name(&f.module))
     } else {
-        match f.symbol.rsplit_once("+0x") {
-            Some((name, off)) if off.bytes().all(|b| b.is_ascii_hexdigit()) => name.into(),
-            _ => f.symbol.clone(),
-        }
+        f.symbol.clone()
     };
     s.replace([';', '\n'], ":")
 }
@@ -436,6 +553,7 @@ impl SitesReport {
             "live at heap peak",
             "live at exit",
             "temporary",
+            "temporary (heaptrack)",
             "common sizes",
             "hakmem's policy",
         ]);
@@ -450,6 +568,7 @@ impl SitesReport {
                 human_bytes(r.live_at_peak),
                 human_bytes(r.live_at_exit),
                 r.temporary.to_string(),
+                r.temporary_heaptrack.to_string(),
                 r.common_sizes(),
                 r.policy(),
             ]);
@@ -471,6 +590,10 @@ impl SitesReport {
                 human_bytes(sum(|r| r.live_at_peak)),
                 human_bytes(sum(|r| r.live_at_exit)),
                 rest.iter().map(|r| r.temporary).sum::<u64>().to_string(),
+                rest.iter()
+                    .map(|r| r.temporary_heaptrack)
+                    .sum::<u64>()
+                    .to_string(),
                 String::new(),
                 String::new(),
             ]);
@@ -506,7 +629,7 @@ impl SitesReport {
     /// Folded stacks for inferno, one line per site: the process (the first one's name;
     /// `+N` when the command started more), the site's first stack outermost first, and
     /// `weight`.
-    pub fn folded(&self, weight: fn(&SiteRow) -> i64) -> String {
+    pub fn folded(&self, weight: impl Fn(&SiteRow) -> i64) -> String {
         let mut out = String::new();
         let root = match self.processes.len() {
             0 | 1 => module_name(&self.program),
@@ -521,49 +644,99 @@ impl SitesReport {
         out
     }
 
-    /// Folded sampled stacks, each under its process's name, weighted by the bytes each
-    /// stands for.
-    pub fn folded_samples(&self) -> String {
+    /// The folded stacks of one cost: the sampled stacks where they hold any of it, else
+    /// each site's first stack (exact per site, but a wrapper's callers are not told
+    /// apart). Whether it is by sampled stack.
+    pub fn folded_cost(&self, cost: Cost) -> (String, bool) {
         let mut out = String::new();
         for s in &self.sampled_stacks {
-            out += &folded_line(&s.process, &s.stack, s.weight);
+            let w = cost.of_stack(s);
+            if w > 0 {
+                out += &folded_line(&s.process, &s.stack, w as u64);
+            }
         }
-        out
+        if !out.is_empty() {
+            return (out, true);
+        }
+        (self.folded(|r| cost.of_site(r)), false)
     }
 
-    /// The heaviest `n` sampled stacks: estimated bytes and the first frames.
-    pub fn stacks_table(&self, n: usize) -> Table {
-        let mut t = Table::new(&[
-            "stack (caller of malloc ← its callers)",
-            "process",
-            "est. bytes",
-            "samples",
-        ]);
-        for s in self.sampled_stacks.iter().take(n) {
+    /// The `n` stacks with the most of `cost` (those with none left out): every cost of
+    /// each, and the first frames.
+    pub fn stacks_table(&self, n: usize, cost: Cost) -> Table {
+        let est = if self.stacks_exact { "" } else { "est. " };
+        let head: Vec<String> = [
+            "stack (caller of malloc ← its callers)".to_string(),
+            "process".into(),
+            format!("{est}allocations"),
+            format!("{est}bytes"),
+            format!("{est}leaked"),
+            format!("{est}temporary"),
+            format!("{est}live at heap peak"),
+            "samples".into(),
+        ]
+        .into();
+        let head: Vec<&str> = head.iter().map(String::as_str).collect();
+        let mut t = Table::new(&head);
+        let mut rows: Vec<&SampledStack> = self
+            .sampled_stacks
+            .iter()
+            .filter(|s| cost.of_stack(s) > 0)
+            .collect();
+        rows.sort_by_key(|s| std::cmp::Reverse(cost.of_stack(s)));
+        for s in rows.into_iter().take(n) {
             let frames: Vec<String> = s.stack.iter().take(6).map(frame_label).collect();
             let more = if s.stack.len() > 6 { " ← …" } else { "" };
             t.push(vec![
                 format!("{}{more}", frames.join(" ← ")),
                 s.process.clone(),
-                human_bytes(s.weight as i64),
+                s.allocations.to_string(),
+                human_bytes(s.bytes as i64),
+                format!("{} in {}", human_bytes(s.leaked_bytes), s.leaked),
+                s.temporary.to_string(),
+                human_bytes(s.live_at_peak),
                 s.samples.to_string(),
             ]);
         }
         t
     }
 
-    /// The Markdown page: the processes, then the top sites.
+    /// The stack tables of the pages: by bytes, then by each cost that has any.
+    fn stack_sections(&self, top: usize) -> Vec<(String, Table)> {
+        let mut out = vec![(
+            "Heaviest stacks by bytes".to_string(),
+            self.stacks_table(top.min(10), Cost::Bytes),
+        )];
+        for cost in [Cost::Leaked, Cost::Peak, Cost::Temporary] {
+            let t = self.stacks_table(5, cost);
+            if !t.rows.is_empty() {
+                out.push((format!("Stacks by {}", cost.what()), t));
+            }
+        }
+        out
+    }
+
+    /// The Markdown page: the processes, then the top sites and stacks.
     pub fn markdown(&self, top: usize) -> String {
+        let stacks: String = self
+            .stack_sections(top)
+            .iter()
+            .map(|(title, t)| format!("### {title}\n\n{}\n", t.markdown()))
+            .collect();
         format!(
-            "# Call sites of `{}`\n\n{}{}\n\n{}\n## Top sites by bytes\n\n{}\n## Heaviest sampled stacks\n\n{}\n\n{}\n{}\n",
+            "# Call sites of `{}`\n\n{}{}\n\n{}\n## Top sites by bytes\n\n{}\n## Stacks\n\n{}\n\n{}\n{}\n{}\n",
             self.command_line(),
             self.notes.iter().map(|n| format!("**{n}**\n\n")).collect::<String>(),
-            SUMMARY,
+            summary(),
             self.process_table().markdown(),
             self.table(top).markdown(),
             self.sample_note(),
-            self.stacks_table(top.min(10)).markdown(),
+            stacks,
             FLAMES,
+            Cost::ALL
+                .iter()
+                .map(|c| format!("- `{}`: {}\n", c.file(), c.what()))
+                .collect::<String>(),
         )
     }
 
@@ -577,8 +750,11 @@ impl SitesReport {
         } else {
             String::new()
         };
+        if self.stacks_exact {
+            return format!("Every allocation's stack was unwound (--sample-bytes 1): each stack's figures are exact.{dropped}");
+        }
         format!(
-            "One allocation sampled every {} allocated on average (jittered), its stack unwound and weighted with the bytes since the last sample, so a stack's weight estimates the bytes allocated through it (as jemalloc's heap profiler does).{dropped}",
+            "Stacks are sampled: one allocation every {} allocated on average (--sample-bytes), its stack unwound; a sampled allocation of s bytes stands for 1/p allocations and s/p bytes (p = 1 − e^(−s/interval), jemalloc's estimate), and the block keeps its stack, so its free, its leak and its bytes at the peak are charged there too. Per-stack figures are estimates (exact per site in the table above; exact per stack with --sample-bytes 1).{dropped}",
             human_bytes(self.sample_interval as i64)
         )
     }
@@ -605,27 +781,52 @@ impl SitesReport {
     /// The HTML page, from `templates/sites.html`.
     pub fn html(&self, top: usize) -> String {
         #[derive(Serialize)]
+        struct Section {
+            title: String,
+            table: String,
+        }
+        #[derive(Serialize)]
+        struct Flame {
+            file: &'static str,
+            what: &'static str,
+        }
+        #[derive(Serialize)]
         struct Page {
             css: &'static str,
             command: String,
             notes: Vec<String>,
-            summary: &'static str,
+            summary: String,
             processes: String,
             sites: String,
             sample_note: String,
-            stacks: String,
-            flames: &'static str,
+            stacks: Vec<Section>,
+            flames_note: &'static str,
+            flames: Vec<Flame>,
         }
         let page = Page {
             css: include_str!("../templates/report.css"),
             command: self.command_line(),
             notes: self.notes.clone(),
-            summary: SUMMARY,
+            summary: summary(),
             processes: self.process_table().html(),
             sites: self.table(top).html(),
             sample_note: self.sample_note(),
-            stacks: self.stacks_table(top.min(10)).html(),
-            flames: FLAMES,
+            stacks: self
+                .stack_sections(top)
+                .into_iter()
+                .map(|(title, t)| Section {
+                    title,
+                    table: t.html(),
+                })
+                .collect(),
+            flames_note: FLAMES,
+            flames: Cost::ALL
+                .iter()
+                .map(|c| Flame {
+                    file: c.file(),
+                    what: c.what(),
+                })
+                .collect(),
         };
         let mut tt = table::template_engine();
         tt.add_template("sites", include_str!("../templates/sites.html"))
@@ -635,9 +836,82 @@ impl SitesReport {
     }
 }
 
-const SUMMARY: &str = "Every allocation through the C ABI, counted per call site in hakmem's sites mode (HAKMEM_SITES=1), in every process the command started; sites of one function and line are one row. Sorted by bytes. Temporary: freed by its thread before the thread allocated again. Live at heap peak: at the last snapshot of the heap's peak, within 1/64 of it. hakmem's policy: for big blocks, the threshold last chosen, the UCB1 arm adopted (research mode) and the BigCache's hits.";
+/// What the site table counts, with the definitions that differ between profilers.
+fn summary() -> String {
+    format!(
+        "Every allocation through the C ABI, counted per call site in hakmem's sites mode (HAKMEM_SITES=1), in every process the command started; sites of one function and line are one row. Sorted by bytes. Exact per site. Temporary: {TEMPORARY}; heaptrack's count (\"temporary (heaptrack)\"): {TEMPORARY_HEAPTRACK}. Live at heap peak: {LIVE_AT_PEAK}. Live at exit: {LEAKED}. hakmem's policy: for big blocks, the threshold last chosen, the UCB1 arm adopted (research mode) and the BigCache's hits."
+    )
+}
 
-const FLAMES: &str = "sites.svg: the allocation flamegraph from the sampled stacks, frame widths in bytes allocated (estimated; a run too short for a sample draws each site's bytes on the stack of its first allocation instead, and says so above); sites-peak.svg: bytes live at the heap's peak, drawn on each site's stack of its first allocation (one DWARF unwind per site, 32 frames at most), since the peak is counted per site, not per stack.";
+const FLAMES: &str = "One flamegraph per cost, as heaptrack draws them: frames are the sampled stacks (the caller of malloc at the top), widths the stacks' estimated share of the cost (exact with --sample-bytes 1). A cost that no sampled stack holds (a run shorter than one sampling interval; a few small leaks) is drawn on each site's first stack instead, exact per site, and its title says so. Frames named by debug info are functions; a name with +0x… is the nearest symbol below a function the module does not name (no debug info installed).";
+
+/// The costs a flamegraph draws: heaptrack's four (allocations, leaked, temporary, peak)
+/// and bytes allocated.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Cost {
+    Allocations,
+    Bytes,
+    Leaked,
+    Temporary,
+    Peak,
+}
+
+impl Cost {
+    pub const ALL: [Cost; 5] = [
+        Cost::Bytes,
+        Cost::Allocations,
+        Cost::Leaked,
+        Cost::Temporary,
+        Cost::Peak,
+    ];
+
+    pub fn file(self) -> &'static str {
+        match self {
+            Cost::Bytes => "sites.svg",
+            Cost::Allocations => "sites-allocations.svg",
+            Cost::Leaked => "sites-leaked.svg",
+            Cost::Temporary => "sites-temporary.svg",
+            Cost::Peak => "sites-peak.svg",
+        }
+    }
+
+    pub fn what(self) -> &'static str {
+        match self {
+            Cost::Bytes => "bytes allocated",
+            Cost::Allocations => "allocations",
+            Cost::Leaked => "bytes leaked (live at exit)",
+            Cost::Temporary => "temporary allocations",
+            Cost::Peak => "bytes live at the heap's peak",
+        }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            Cost::Allocations | Cost::Temporary => "allocations",
+            _ => "bytes",
+        }
+    }
+
+    pub fn of_stack(self, s: &SampledStack) -> i64 {
+        match self {
+            Cost::Bytes => s.bytes as i64,
+            Cost::Allocations => s.allocations as i64,
+            Cost::Leaked => s.leaked_bytes,
+            Cost::Temporary => s.temporary as i64,
+            Cost::Peak => s.live_at_peak,
+        }
+    }
+
+    pub fn of_site(self, r: &SiteRow) -> i64 {
+        match self {
+            Cost::Bytes => r.bytes as i64,
+            Cost::Allocations => r.count as i64,
+            Cost::Leaked => r.live_at_exit,
+            Cost::Temporary => r.temporary as i64,
+            Cost::Peak => r.live_at_peak,
+        }
+    }
+}
 
 /// An SVG that says why there is no flamegraph (inferno draws nothing from no samples).
 fn empty_svg(title: &str, why: &str) -> Vec<u8> {
@@ -654,8 +928,8 @@ fn empty_svg(title: &str, why: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Writes `sites.json`, `sites.md`, `sites.html`, `sites.svg` and `sites-peak.svg` into
-/// `out`.
+/// Writes `sites.json`, `sites.md`, `sites.html` and one flamegraph per cost (`Cost`)
+/// into `out`.
 pub fn write(report: &SitesReport, out: &Path, top: usize) -> Result<(), String> {
     let put = |name: &str, bytes: &[u8]| {
         std::fs::write(out.join(name), bytes).map_err(|e| format!("{name}: {e}"))
@@ -664,29 +938,26 @@ pub fn write(report: &SitesReport, out: &Path, top: usize) -> Result<(), String>
     put("sites.json", pretty.as_bytes())?;
     put("sites.md", report.markdown(top).as_bytes())?;
     put("sites.html", report.html(top).as_bytes())?;
-    let title = |what: &str| format!("{what}: {}", report.command_line());
-    // The sampled stacks where there are any (a run of under one interval has none: then
-    // each site's first stack, as `flame_note` says).
-    let (by_bytes, what) = match report.folded_samples() {
-        s if s.is_empty() => (
-            report.folded(|r| r.bytes as i64),
-            "bytes allocated, on each site's first stack (no stack was sampled)",
-        ),
-        s => (s, "bytes allocated by call stack (sampled)"),
-    };
-    let draw = |folded: &str, what: &str| {
-        if folded.is_empty() {
-            Ok(empty_svg(&title(what), "no allocation was counted"))
+    for cost in Cost::ALL {
+        let (folded, by_stack) = report.folded_cost(cost);
+        let how = if by_stack {
+            if report.stacks_exact {
+                "by call stack"
+            } else {
+                "by call stack (sampled)"
+            }
         } else {
-            flame::svg(folded, &title(what), "bytes")
-        }
-    };
-    put("sites.svg", &draw(&by_bytes, what)?)?;
-    let at_peak = report.folded(|r| r.live_at_peak);
-    put(
-        "sites-peak.svg",
-        &draw(&at_peak, "bytes live at the heap's peak, by site stack")?,
-    )
+            "on each site's first stack (no sampled stack holds any)"
+        };
+        let title = format!("{} {how}: {}", cost.what(), report.command_line());
+        let svg = if folded.is_empty() {
+            empty_svg(&title, &format!("no {} was counted", cost.what()))
+        } else {
+            flame::svg(&folded, &title, cost.unit())?
+        };
+        put(cost.file(), &svg)?;
+    }
+    Ok(())
 }
 
 /// What a reader must know about the flamegraph of bytes, when it is not what it usually
@@ -700,33 +971,148 @@ pub fn flame_note(report: &SitesReport) -> Option<String> {
         "No allocation was counted: the flamegraphs are empty.".into()
     } else {
         format!(
-            "No stack was sampled ({} allocated, under the sampling interval): sites.svg draws each site's bytes on the stack of its first allocation, so callers that share a site are not told apart.",
+            "No stack was sampled ({} allocated, under the sampling interval): the flamegraphs draw each site on the stack of its first allocation, so callers that share a site are not told apart.",
             human_bytes(bytes as i64)
         )
     })
 }
 
 /// The outputs of a run, removed before the next one so none is left stale.
-const OUTPUTS: [&str; 5] = [
+const OUTPUTS: [&str; 8] = [
     "sites.json",
     "sites.md",
     "sites.html",
     "sites.svg",
+    "sites-allocations.svg",
+    "sites-leaked.svg",
+    "sites-temporary.svg",
     "sites-peak.svg",
 ];
 
-/// Runs `program args` under the preload in the sites mode (its children too); with
-/// `only`, keeps the processes of that name (comm or executable file name). Writes the
-/// report's files into `out`; returns the report.
+/// What `run` was asked to do besides the command.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Sites listed before the "other" row.
+    pub top: usize,
+    /// Keep only the processes of this name (comm or executable file name).
+    pub only: Option<String>,
+    /// The mean bytes between sampled stacks (`HAKMEM_SAMPLE_BYTES`; 1: every allocation;
+    /// None: the preload's default).
+    pub sample_bytes: Option<u64>,
+}
+
+/// A run that produced no report, and the status `hakprof` exits with: the command's own
+/// (its status, or 128 + the signal), or 1 when the command ran without failing.
+#[derive(Debug)]
+pub struct RunError {
+    pub message: String,
+    pub exit_code: u8,
+}
+
+impl From<String> for RunError {
+    fn from(message: String) -> Self {
+        RunError {
+            message,
+            exit_code: 1,
+        }
+    }
+}
+
+impl From<&str> for RunError {
+    fn from(message: &str) -> Self {
+        message.to_string().into()
+    }
+}
+
+/// The status `hakprof` passes on for a command that ended with `status`.
+fn exit_code(status: &std::process::ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code as u8,
+        (None, Some(sig)) => 128u8.wrapping_add(sig as u8),
+        _ => 1,
+    }
+}
+
+/// A signal's name (`SIGSEGV`), or its number.
+pub fn signal_name(sig: i32) -> String {
+    let names = [
+        (1, "SIGHUP"),
+        (2, "SIGINT"),
+        (3, "SIGQUIT"),
+        (4, "SIGILL"),
+        (5, "SIGTRAP"),
+        (6, "SIGABRT"),
+        (7, "SIGBUS"),
+        (8, "SIGFPE"),
+        (9, "SIGKILL"),
+        (11, "SIGSEGV"),
+        (13, "SIGPIPE"),
+        (14, "SIGALRM"),
+        (15, "SIGTERM"),
+        (31, "SIGSYS"),
+    ];
+    names
+        .iter()
+        .find(|(n, _)| *n == sig)
+        .map_or(format!("signal {sig}"), |(_, name)| name.to_string())
+}
+
+/// Why the preload could not count `program`'s allocations, if its ELF file says: it is
+/// statically linked (the loader, which reads LD_PRELOAD, never runs), or it defines its
+/// own `malloc` (which every call in the process reaches first).
+fn elf_reason(program: &str) -> Option<String> {
+    let path = if program.contains('/') {
+        Some(PathBuf::from(program))
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(program))
+                .find(|p| p.is_file())
+        })
+    };
+    let elf = path.as_ref().and_then(|p| std::fs::read(p).ok());
+    let parsed = elf.as_deref().and_then(|d| object::File::parse(d).ok());
+    use object::{Object, ObjectSymbol};
+    let f = parsed?;
+    if f.section_by_name(".interp").is_none() && f.section_by_name(".dynamic").is_none() {
+        return Some(format!(
+            "the preload was never loaded: `{program}` is statically linked, and the dynamic loader (which reads LD_PRELOAD) never runs for it"
+        ));
+    }
+    let defines = |name: &str| {
+        f.dynamic_symbols()
+            .chain(f.symbols())
+            .any(|s| s.name() == Ok(name) && s.is_definition())
+    };
+    defines("malloc").then(|| format!(
+        "the preload served nothing: `{program}` defines its own malloc, which every call in the process reaches before the preload's"
+    ))
+}
+
+/// Why no process wrote a report, when none even set the preload up (no `.started`
+/// marker): what the program's ELF file says, else the causes left.
+fn why_nothing_started(program: &str, ended: &str) -> String {
+    if let Some(why) = elf_reason(program) {
+        return format!("{why} (the command {ended})");
+    }
+    format!(
+        "no process of `{program}` loaded the preload and allocated through it: the command may clear the environment (env -i) or LD_PRELOAD before its programs start, run only static binaries or programs with their own malloc, or never allocate (the command {ended})"
+    )
+}
+
+/// Runs `program args` under the preload in the sites mode (its children too). Writes the
+/// report's files into `out` (made absolute first: the program may change directory);
+/// returns the report.
 pub fn run(
     program: &str,
     args: &[String],
     out: &Path,
-    top: usize,
-    only: Option<&str>,
-) -> Result<SitesReport, String> {
+    opts: &RunOptions,
+) -> Result<SitesReport, RunError> {
     use std::os::unix::process::ExitStatusExt;
     let lib = native::hakmem()?.lib.ok_or("hakmem has no library")?;
+    let out = std::path::absolute(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let raw: PathBuf = out.join("raw");
     // Stats and pages of an earlier run must not join this one or outlive it.
     let _ = std::fs::remove_dir_all(&raw);
@@ -734,27 +1120,50 @@ pub fn run(
         let _ = std::fs::remove_file(out.join(f));
     }
     std::fs::create_dir_all(&raw).map_err(|e| format!("{}: {e}", raw.display()))?;
-    let mut child = Command::new(program)
-        .args(args)
+    let mut cmd = Command::new(program);
+    cmd.args(args)
         .env("LD_PRELOAD", &lib)
         .env("HAKMEM_SITES", "1")
-        .env("HAKMEM_STATS_JSON", raw.join("stats-%p.json"))
-        .spawn()
-        .map_err(|e| {
-            let _ = std::fs::remove_dir(&raw);
-            format!("{program}: {e}")
-        })?;
+        .env("HAKMEM_STATS_JSON", raw.join("stats-%p.json"));
+    if let Some(n) = opts.sample_bytes {
+        cmd.env("HAKMEM_SAMPLE_BYTES", n.to_string());
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        let _ = std::fs::remove_dir(&raw);
+        format!("{program}: {e}")
+    })?;
     let pid = u64::from(child.id());
     let status = child.wait().map_err(|e| e.to_string())?;
     let mut stats = Vec::new();
     let mut seen = Vec::new();
+    let mut started: Vec<SilentProcess> = Vec::new();
     let entries = std::fs::read_dir(&raw).map_err(|e| e.to_string())?;
     for e in entries.flatten() {
-        let text = std::fs::read_to_string(e.path()).map_err(|err| err.to_string())?;
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid_of = |n: &str| {
+            n.strip_prefix("stats-")
+                .and_then(|r| r.split('.').next())
+                .and_then(|p| p.parse::<u64>().ok())
+        };
+        if name.ends_with(".started") {
+            // `name\nexe\n`, from the preload's set-up in that process.
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let mut lines = text.lines();
+            started.push(SilentProcess {
+                pid: pid_of(&name).unwrap_or(0),
+                name: lines.next().unwrap_or("?").to_string(),
+                exe: lines.next().unwrap_or("?").to_string(),
+            });
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|err| err.to_string())?;
         let json: Value =
-            serde_json::from_str(&text).map_err(|err| format!("{}: {err}", e.path().display()))?;
+            serde_json::from_str(&text).map_err(|err| format!("{}: {err}", path.display()))?;
         let p = &json["process"];
-        let wanted = only
+        let wanted = opts
+            .only
+            .as_deref()
             .is_none_or(|name| p["name"] == name || p["exe"].as_str().is_some_and(|x| x == name));
         seen.push((
             p["name"].as_str().unwrap_or("?").to_string(),
@@ -764,24 +1173,42 @@ pub fn run(
             stats.push(json);
         }
     }
+    let silent: Vec<SilentProcess> = started
+        .into_iter()
+        .filter(|s| !seen.iter().any(|(_, p)| *p == Some(s.pid)))
+        .collect();
     let ended = match (status.code(), status.signal()) {
-        (_, Some(sig)) => format!("was killed by signal {sig}"),
+        (_, Some(sig)) => format!("was killed by {}", signal_name(sig)),
         (Some(code), _) => format!("exited with status {code}"),
         _ => "ended".into(),
     };
     if stats.is_empty() {
-        let _ = std::fs::remove_dir(&raw); // when empty
+        let _ = std::fs::remove_dir_all(&raw);
         let mut names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
         names.sort();
         names.dedup();
-        return Err(match only {
+        let message = match opts.only.as_deref() {
             Some(n) if !seen.is_empty() => format!(
                 "no process named {n}: the command's processes were {} (the command {ended})",
                 names.join(", ")
             ),
-            _ => format!(
-                "no process of `{program}` wrote its stats (the command {ended}; a process killed by a signal writes none)"
+            _ if !silent.is_empty() => format!(
+                "no process of `{program}` wrote its report: {} set the preload up and wrote nothing: replaced by exec of a program the preload did not enter (a cleared environment, env -i; a static binary), or killed by SIGKILL (the command {ended})",
+                silent
+                    .iter()
+                    .map(|s| format!("{} (pid {})", s.name, s.pid))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
+            _ => why_nothing_started(program, &ended),
+        };
+        return Err(RunError {
+            message,
+            exit_code: if status.success() {
+                1
+            } else {
+                exit_code(&status)
+            },
         });
     }
     let mut report = from_stats(program, args, &stats, status.code())?;
@@ -789,14 +1216,37 @@ pub fn run(
     if !status.success() {
         report.notes.push(format!("The command {ended}."));
     }
-    if only.is_none() && !seen.iter().any(|(_, p)| *p == Some(pid)) {
+    for p in report.processes.iter().filter(|p| p.signal.is_some()) {
         report.notes.push(format!(
-            "The command's own process (pid {pid}) wrote no stats ({}): its allocations are missing from this report.",
-            if status.signal().is_some() { "killed by a signal" } else { "it ended without running its exit handlers" }
+            "{} (pid {}) crashed with {}: its report was written from the signal handler and holds what it counted up to the crash (partial).",
+            p.name,
+            p.pid,
+            signal_name(p.signal.unwrap_or(0))
         ));
     }
+    for s in &silent {
+        report.notes.push(format!(
+            "{} (pid {}, {}) set the preload up and wrote no report (killed by SIGKILL, or replaced by exec of a program the preload did not enter): its allocations are missing from this report.",
+            s.name, s.pid, s.exe
+        ));
+    }
+    if opts.only.is_none()
+        && !seen.iter().any(|(_, p)| *p == Some(pid))
+        && !silent.iter().any(|s| s.pid == pid)
+    {
+        report.notes.push(format!(
+            "The command's own process (pid {pid}) wrote no report: it never allocated through the preload, or ended without running its exit handlers."
+        ));
+    }
+    report.silent_processes = silent;
+    let served: u64 = report.processes.iter().map(|p| p.allocations).sum();
+    if served == 0 {
+        report
+            .notes
+            .extend(elf_reason(program).map(|why| format!("{why}.")));
+    }
     report.notes.extend(flame_note(&report));
-    write(&report, out, top)?;
+    write(&report, &out, opts.top)?;
     Ok(report)
 }
 

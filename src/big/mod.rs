@@ -162,6 +162,7 @@ pub fn take_cached(slot: usize, class: usize, site: Site, size: usize) -> *mut u
         h.method = Method::Map;
         h.size = size as u64;
         h.site = site.0;
+        h.stack = 0;
     }
     sites::TABLE[slot].hits.fetch_add(1, Relaxed);
     ALLOCS.fetch_add(1, Relaxed);

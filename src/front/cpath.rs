@@ -93,6 +93,22 @@ unsafe fn free_slow(p: *mut u8) {
     }
 }
 
+/// `free` without the sites mode's census: for `realloc`, which counted the free itself.
+///
+/// # Safety
+/// As `free`.
+#[cold]
+pub unsafe fn free_uncounted(p: *mut u8) {
+    let c = config::get();
+    // SAFETY: forwarded.
+    unsafe {
+        if c.check {
+            return front::free_checked(c.front, p);
+        }
+        front::free(c.front, p)
+    }
+}
+
 /// `free` in the sites mode or the checked mode.
 ///
 /// # Safety

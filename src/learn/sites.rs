@@ -102,6 +102,9 @@ pub static SIZES: [[AtomicU64; SIZE_BUCKETS]; SITES + 1] =
     [const { [const { AtomicU64::new(0) }; SIZE_BUCKETS] }; SITES + 1];
 /// Per entry, temporary allocations: freed by their thread before it allocated again.
 pub static TEMPORARY: [AtomicU64; SITES + 1] = [const { AtomicU64::new(0) }; SITES + 1];
+/// Per entry, heaptrack's temporary allocations: freed before any other allocation or free
+/// in the whole process (heaptrack's `lastAllocationPtr`, which every free clears).
+pub static TEMPORARY_PROCESS: [AtomicU64; SITES + 1] = [const { AtomicU64::new(0) }; SITES + 1];
 /// Per entry, the bytes live at the last snapshot of the heap's peak.
 pub static LIVE_AT_PEAK: [AtomicI64; SITES + 1] = [const { AtomicI64::new(0) }; SITES + 1];
 
@@ -145,9 +148,10 @@ pub fn set_stack(i: usize, addr: usize, frames: &[usize]) {
 }
 
 /// The heap grew or shrank by `delta` bytes (sites mode). Each time it passes its last
-/// peak snapshot by 1/64, every site's live bytes are copied to `LIVE_AT_PEAK`: so the
-/// copy shows the heap within 1.6 % of its true peak, at a few hundred copies per run.
-pub fn on_heap_change(delta: i64) {
+/// peak snapshot by 1/64, every site's live bytes are copied to `LIVE_AT_PEAK` (and
+/// `also` copies what the caller keeps beside, the sampled stacks'): so the copy shows
+/// the heap within 1.6 % of its true peak, at a few hundred copies per run.
+pub fn on_heap_change(delta: i64, also: fn()) {
     let live = HEAP_LIVE.fetch_add(delta, Relaxed) + delta;
     if delta > 0 {
         HEAP_MAX.fetch_max(live, Relaxed);
@@ -164,6 +168,7 @@ pub fn on_heap_change(delta: i64) {
     for (at, e) in LIVE_AT_PEAK.iter().zip(&TABLE) {
         at.store(e.live.load(Relaxed), Relaxed);
     }
+    also();
     HEAP_PEAK.store(live, Relaxed);
     SNAPSHOTTING.store(false, Release);
 }
@@ -243,6 +248,12 @@ pub fn on_small_alloc(i: usize, size: usize) {
 
 pub fn on_free(i: usize, size: usize) {
     TABLE[i].live.fetch_sub(size as i64, Relaxed);
+}
+
+/// Adds `bytes` to site `i`'s live bytes without a peak (the sites mode's `realloc` gives
+/// back what it took out of the site while the new block was counted).
+pub fn add_live(i: usize, bytes: i64) {
+    TABLE[i].live.fetch_add(bytes, Relaxed);
 }
 
 /// A live block of site `i` changed size in place (`realloc` without a move or by mremap).
