@@ -442,13 +442,15 @@ pub fn from_stats(
     })
 }
 
-/// Bytes as people read them: `512 B`, `48.0 KiB`, `3.0 MiB`, `1.25 GiB`, truncated, never
-/// rounded up to the next unit (1 048 572 B is `1023.9 KiB`, not `1024.0 KiB`).
+/// Bytes as people read them, as the preload's stderr report writes them: exact below
+/// 64 KiB (`20000 B`: a leak's bytes read as counted), then `48.0 KiB`, `3.0 MiB`,
+/// `1.25 GiB`, truncated, never rounded up to the next unit (1 048 572 B is `1023.9 KiB`,
+/// not `1024.0 KiB`).
 pub fn human_bytes(n: i64) -> String {
     let a = n.unsigned_abs() as u128;
     let sign = if n < 0 { "-" } else { "" };
     let (unit, shift, places) = match a {
-        a if a < 1024 => return format!("{n} B"),
+        a if a < 64 << 10 => return format!("{n} B"),
         a if a < 1 << 20 => ("KiB", 10, 10),
         a if a < 1 << 30 => ("MiB", 20, 10),
         _ => ("GiB", 30, 100),
@@ -1253,6 +1255,35 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_read_exactly_when_small_and_never_round_up() {
+        assert_eq!(human_bytes(20_000), "20000 B");
+        assert_eq!(human_bytes(-512), "-512 B");
+        assert_eq!(human_bytes(1_048_572), "1023.9 KiB");
+        assert_eq!(human_bytes(1 << 20), "1.0 MiB");
+        assert_eq!(human_bytes(5 << 29), "2.50 GiB");
+    }
+
+    #[test]
+    fn a_guessed_name_keeps_its_offset_and_a_named_function_does_not_need_one() {
+        let f = |symbol: &str| Frame {
+            symbol: symbol.into(),
+            module: "/usr/lib/libsqlite3.so.0".into(),
+            file: None,
+            line: None,
+        };
+        assert_eq!(
+            frame_label(&f("sqlite3ApiExit+0xd4")),
+            "sqlite3ApiExit+0xd4 [libsqlite3.so.0]"
+        );
+        assert_ne!(
+            frame_label(&f("sqlite3ApiExit+0xd4")),
+            frame_label(&f("sqlite3ApiExit+0x89"))
+        );
+        assert_eq!(frame_label(&f("insertdict")), "insertdict");
+        assert_eq!(frame_label(&f("0x7f00")), "0x7f00 [libsqlite3.so.0]");
+    }
 
     #[test]
     fn a_rust_site_is_named_by_its_location_and_processes_merge_by_place() {

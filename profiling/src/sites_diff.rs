@@ -245,9 +245,9 @@ mod tests {
             ([10, 30], [1000, 3000], [0, 500])
         );
         let md = d.markdown(10);
-        assert!(md.contains("+1.9 KiB") && md.contains("+20"), "{md}");
+        assert!(md.contains("+2000 B") && md.contains("+20"), "{md}");
         // The other way round, the same rows with the signs turned.
         let back = compare(&report(30, 500), &report(10, 0), "b", "a");
-        assert!(back.markdown(10).contains("-1.9 KiB"));
+        assert!(back.markdown(10).contains("-2000 B"));
     }
 }

@@ -588,7 +588,7 @@ fn sites_charges_leaks_peak_and_temporaries_to_the_callers_of_a_wrapper() {
     );
     assert_eq!(top["leaked"], serde_json::json!([20_000, 40_000]));
     assert_eq!(top["count"], serde_json::json!([100, 200]));
-    assert!(String::from_utf8_lossy(&diff.stdout).contains("+19.5 KiB"));
+    assert!(String::from_utf8_lossy(&diff.stdout).contains("+20000 B"));
     let svg = std::fs::read_to_string(twice.join("sites-diff.svg")).unwrap();
     assert!(svg.contains("leak_buffers") && svg.contains("</svg>"));
     let bad = Command::new(env!("CARGO_BIN_EXE_hakprof"))
