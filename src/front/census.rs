@@ -95,8 +95,10 @@ fn live_header<'a>(p: *mut u8) -> Option<&'a mut AllocHeader> {
 /// free, so the site's peak never holds both (a pool block's site is counted here, by
 /// `record_free`, already in that order). None for a pool block or a foreign pointer.
 pub fn lend_big(p: *mut u8) -> Option<(usize, usize)> {
-    let pool = segment::is_pool(p) && segment::in_block_area(p);
-    let h = live_header(p).filter(|_| !pool)?;
+    if p.is_null() || segment::is_pool(p) {
+        return None; // most reallocs: a pool block, counted by `record_free`
+    }
+    let h = live_header(p)?;
     let (slot, size) = (sites::slot(Site(h.site)), h.size as usize);
     sites::on_free(slot, size);
     Some((slot, size))
