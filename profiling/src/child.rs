@@ -34,8 +34,10 @@ pub fn run_probe(name: &str, iters: u64, seconds: Option<f64>) -> Result<(), Str
     Ok(())
 }
 
-pub const WORKLOADS: [&str; 9] = [
+pub const WORKLOADS: [&str; 11] = [
     "learning",
+    "learning-server",
+    "learning-compiler",
     "reuse_path",
     "json",
     "mir",
@@ -80,14 +82,18 @@ pub fn run_workload(name: &str, reps: usize, warm: bool, alloc: &str) -> Result<
     static REUSE: hakmem::ReuseFront = hakmem::ReuseFront;
     let peer =
         microbench::peers::by_name(alloc).ok_or_else(|| format!("no allocator named {alloc:?}"))?;
-    if alloc != "hakmem" && Scenario::parse(name).is_none() && name != "learning" {
+    let learning = ["learning", "learning-server", "learning-compiler"];
+    if alloc != "hakmem" && Scenario::parse(name).is_none() && !learning.contains(&name) {
         return Err(format!(
             "{name} runs under hakmem only (--alloc is for the scenarios)"
         ));
     }
     microbench::peers::confirm_served(&peer, Layout::from_size_align(64, 8).unwrap());
-    if name == "learning" {
-        return Ok(learning_phases(alloc, peer.alloc).to_string());
+    match name {
+        "learning" => return Ok(learning_phases(alloc, peer.alloc).to_string()),
+        "learning-server" => return Ok(learning_server(alloc, peer.alloc).to_string()),
+        "learning-compiler" => return Ok(learning_compiler(alloc, peer.alloc).to_string()),
+        _ => {}
     }
     let mut one: Box<dyn FnMut() -> usize> = match name {
         "reuse_path" => {
@@ -188,89 +194,255 @@ fn cpu_ms() -> f64 {
     ms(ru.ru_utime) + ms(ru.ru_stime)
 }
 
-/// The learning study's workload (`profiling::learning` says what it is and why): three
-/// sites, two phases with A and B swapping roles. Under hakmem each site is its own call
-/// site (`front::api::alloc_at`); a peer gets the same sizes through `GlobalAlloc`.
-fn learning_phases(alloc: &str, peer: &'static (dyn GlobalAlloc + Sync)) -> serde_json::Value {
-    use hakmem::learn::sites;
-    use hakmem::site::Site;
-    const SITES: [Site; 3] = [Site(0x1EA4_0001), Site(0x1EA4_0002), Site(0x1EA4_0003)];
-    const ROUNDS: usize = 60;
-    // One-shot buffers live this long (in buffers of the site) before they are freed.
-    const ONE_SHOT_LIVE: usize = 50;
-    const MIB: usize = 1 << 20;
-    let hakmem = alloc == "hakmem";
-    let get = |site: usize, size: usize| -> (*mut u8, Layout) {
+/// The big blocks of the learning workloads: allocated at a call site (every page
+/// written) and freed, through hakmem's `alloc_at` (each site its own call site) or a
+/// peer's `GlobalAlloc` (the same sizes), with the page faults of each call classified by
+/// what hakmem did (`FaultLedger`).
+struct SiteHeap {
+    hakmem: bool,
+    peer: &'static (dyn GlobalAlloc + Sync),
+    names: &'static [&'static str],
+    faults: FaultLedger,
+}
+
+type Block = (*mut u8, Layout, usize);
+
+impl SiteHeap {
+    const BASE: u32 = 0x1EA4_0001;
+
+    fn site(k: usize) -> hakmem::site::Site {
+        hakmem::site::Site(Self::BASE + k as u32)
+    }
+
+    fn get(&mut self, site: usize, size: usize) -> Block {
         let l = Layout::from_size_align(size, 16).unwrap();
-        let p = if hakmem {
-            hakmem::front::api::alloc_at(l, SITES[site])
+        let (f0, s0) = (minor_faults(), self.hakmem.then(hakmem::stats::snapshot));
+        let p = if self.hakmem {
+            hakmem::front::api::alloc_at(l, Self::site(site))
         } else {
             // SAFETY: a non-zero layout.
-            unsafe { peer.alloc(l) }
+            unsafe { self.peer.alloc(l) }
         };
-        assert!(!p.is_null(), "out of memory in the learning workload");
+        assert!(!p.is_null(), "out of memory in a learning workload");
         for o in (0..size).step_by(4096) {
             // SAFETY: inside the block just allocated.
             unsafe { p.add(o).write_volatile(1) };
         }
-        (p, l)
-    };
-    let put = |(p, l): (*mut u8, Layout)| {
-        // SAFETY: allocated above by the same allocator with `l`.
+        let how = s0.map_or("allocation", |s0| {
+            alloc_decision(&s0, &hakmem::stats::snapshot())
+        });
+        self.faults.add(self.names[site], how, minor_faults() - f0);
+        (p, l, site)
+    }
+
+    fn put(&mut self, (p, l, site): Block) {
+        let (f0, s0) = (minor_faults(), self.hakmem.then(hakmem::stats::snapshot));
+        // SAFETY: allocated by `get` with `l` from the same allocator.
         unsafe {
-            if hakmem {
+            if self.hakmem {
                 hakmem::front::api::free_at(p, l)
             } else {
-                peer.dealloc(p, l)
+                self.peer.dealloc(p, l)
             }
         }
+        let how = s0.map_or("free", |s0| free_decision(&s0, &hakmem::stats::snapshot()));
+        self.faults.add(self.names[site], how, minor_faults() - f0);
+    }
+}
+
+/// Runs `body` on a `SiteHeap`; its CPU time, page faults, peak RSS and faults by decision.
+fn learning_run(
+    workload: &str,
+    alloc: &str,
+    peer: &'static (dyn GlobalAlloc + Sync),
+    names: &'static [&'static str],
+    body: impl FnOnce(&mut SiteHeap) -> serde_json::Value,
+) -> serde_json::Value {
+    let mut heap = SiteHeap {
+        hakmem: alloc == "hakmem",
+        peer,
+        names,
+        faults: FaultLedger::default(),
     };
     let (cpu0, faults0) = (cpu_ms(), minor_faults());
-    let mut elo_samples: Vec<(usize, Vec<(usize, f64)>)> = Vec::new();
-    let mut site_thresholds: Vec<(usize, [usize; 3])> = Vec::new();
-    let mut round = 0;
-    for (reuser, one_shot) in [(0, 1), (1, 0)] {
-        let mut kept = Vec::new();
-        for _ in 0..ROUNDS {
-            for _ in 0..10 {
-                put(get(reuser, MIB));
-                kept.push(get(one_shot, MIB));
-                if kept.len() > ONE_SHOT_LIVE {
-                    put(kept.remove(0));
-                }
-            }
-            let mut size = 64 << 10;
-            while size <= 8 * MIB {
-                put(get(2, size));
-                size *= 2;
-            }
-            if hakmem {
-                let elo = hakmem::learn::elo_snapshot().expect("no thread holds the ELO lock");
-                elo_samples.push((
-                    round,
-                    elo.strategies
-                        .iter()
-                        .map(|s| (s.threshold, s.rating))
-                        .collect(),
-                ));
-                let t = SITES.map(|s| {
-                    sites::TABLE[sites::slot(s)]
-                        .threshold
-                        .load(std::sync::atomic::Ordering::Relaxed)
-                });
-                site_thresholds.push((round, t));
-            }
-            round += 1;
-        }
-        kept.into_iter().for_each(put);
-    }
-    serde_json::json!({
-        "workload": "learning",
+    let extra = body(&mut heap);
+    let mut out = serde_json::json!({
+        "workload": workload,
         "allocator": alloc,
         "cpu_ms": cpu_ms() - cpu0,
         "page_faults": minor_faults() - faults0,
         "peak_rss_kib": peak_rss_kib(),
-        "elo_samples": elo_samples,
-        "site_thresholds": site_thresholds,
+        "faults_by_decision": heap.faults.rows(),
+    });
+    if let (Some(o), serde_json::Value::Object(e)) = (out.as_object_mut(), extra) {
+        o.extend(e);
+    }
+    out
+}
+
+const MIB: usize = 1 << 20;
+
+/// The learning study's workload (`profiling::learning` says what it is and why): three
+/// sites, two phases with A and B swapping roles; the learner's state sampled each round.
+fn learning_phases(alloc: &str, peer: &'static (dyn GlobalAlloc + Sync)) -> serde_json::Value {
+    use hakmem::learn::sites;
+    const ROUNDS: usize = 60;
+    // One-shot buffers live this long (in buffers of the site) before they are freed.
+    const ONE_SHOT_LIVE: usize = 50;
+    learning_run("learning", alloc, peer, &["A", "B", "C"], |h| {
+        let mut elo_samples: Vec<(usize, Vec<(usize, f64)>)> = Vec::new();
+        let mut site_thresholds: Vec<(usize, [usize; 3])> = Vec::new();
+        let mut round = 0;
+        for (reuser, one_shot) in [(0, 1), (1, 0)] {
+            let mut kept = Vec::new();
+            for _ in 0..ROUNDS {
+                for _ in 0..10 {
+                    let b = h.get(reuser, MIB);
+                    h.put(b);
+                    kept.push(h.get(one_shot, MIB));
+                    if kept.len() > ONE_SHOT_LIVE {
+                        h.put(kept.remove(0));
+                    }
+                }
+                let mut size = 64 << 10;
+                while size <= 8 * MIB {
+                    let b = h.get(2, size);
+                    h.put(b);
+                    size *= 2;
+                }
+                if h.hakmem {
+                    let elo = hakmem::learn::elo_snapshot().expect("no thread holds the ELO lock");
+                    elo_samples.push((
+                        round,
+                        elo.strategies
+                            .iter()
+                            .map(|s| (s.threshold, s.rating))
+                            .collect(),
+                    ));
+                    let t = [0, 1, 2].map(|k| {
+                        sites::TABLE[sites::slot(SiteHeap::site(k))]
+                            .threshold
+                            .load(std::sync::atomic::Ordering::Relaxed)
+                    });
+                    site_thresholds.push((round, t));
+                }
+                round += 1;
+            }
+            kept.into_iter().for_each(|b| h.put(b));
+        }
+        serde_json::json!({ "elo_samples": elo_samples, "site_thresholds": site_thresholds })
     })
+}
+
+/// A server (`learning-server`): 3000 requests, each with a request buffer of 256–832 KiB
+/// (allocated, filled, freed), a response buffer of 1.5–2 MiB (the same), and every tenth
+/// a 2 MiB entry for a long-lived cache that keeps the newest 24.
+fn learning_server(alloc: &str, peer: &'static (dyn GlobalAlloc + Sync)) -> serde_json::Value {
+    learning_run(
+        "learning-server",
+        alloc,
+        peer,
+        &["request", "cache", "response"],
+        |h| {
+            let mut cache = std::collections::VecDeque::new();
+            for req in 0..3000usize {
+                let b = h.get(0, (256 << 10) + (req * 7919 % 4) * (192 << 10));
+                h.put(b);
+                if req % 10 == 0 {
+                    cache.push_back(h.get(1, 2 * MIB));
+                    if cache.len() > 24 {
+                        let old = cache.pop_front().expect("over 24");
+                        h.put(old);
+                    }
+                }
+                let b = h.get(2, 3 * MIB / 2 + (req % 3) * (256 << 10));
+                h.put(b);
+            }
+            cache.into_iter().for_each(|b| h.put(b));
+            serde_json::json!({})
+        },
+    )
+}
+
+/// A compiler (`learning-compiler`): 12 units, each parsed into 40 tree blocks of
+/// 384–640 KiB kept until the unit ends, 8 passes over a 3 MiB scratch buffer (allocated
+/// and freed each pass), and 6 output chunks of 1 MiB; everything freed at the unit's end.
+fn learning_compiler(alloc: &str, peer: &'static (dyn GlobalAlloc + Sync)) -> serde_json::Value {
+    learning_run(
+        "learning-compiler",
+        alloc,
+        peer,
+        &["tree", "scratch", "output"],
+        |h| {
+            for _unit in 0..12 {
+                let tree: Vec<Block> = (0..40usize)
+                    .map(|k| h.get(0, (384 << 10) + (k % 5) * (64 << 10)))
+                    .collect();
+                for _pass in 0..8 {
+                    let s = h.get(1, 3 * MIB);
+                    h.put(s);
+                }
+                let out: Vec<Block> = (0..6).map(|_| h.get(2, MIB)).collect();
+                tree.into_iter().chain(out).for_each(|b| h.put(b));
+            }
+            serde_json::json!({})
+        },
+    )
+}
+
+/// Page faults of a learning workload by site and by what the allocator did.
+#[derive(Default)]
+struct FaultLedger {
+    /// (site, decision) → (calls, faults), in first-seen order.
+    rows: Vec<((&'static str, &'static str), (u64, u64))>,
+}
+
+impl FaultLedger {
+    fn add(&mut self, site: &'static str, how: &'static str, faults: u64) {
+        match self.rows.iter_mut().find(|(k, _)| *k == (site, how)) {
+            Some((_, (n, f))) => {
+                *n += 1;
+                *f += faults;
+            }
+            None => self.rows.push(((site, how), (1, faults))),
+        }
+    }
+
+    fn rows(&self) -> serde_json::Value {
+        self.rows
+            .iter()
+            .map(|((site, how), (calls, faults))| {
+                serde_json::json!({ "site": site, "decision": how, "calls": calls, "faults": faults })
+            })
+            .collect()
+    }
+}
+
+/// What hakmem did for one allocation, from its counters before and after.
+fn alloc_decision(a: &hakmem::stats::Snapshot, b: &hakmem::stats::Snapshot) -> &'static str {
+    let d = |f: fn(&hakmem::stats::Snapshot) -> u64| f(b) - f(a);
+    let hit = d(|s| s.bigcache.hits) > 0;
+    let remapped = d(|s| s.syscalls.mremap) > 0;
+    let mapped = d(|s| s.syscalls.mmap) > 0;
+    match (hit, remapped, mapped) {
+        (true, false, _) if d(|s| s.bigcache.borrowed) > 0 => "BigCache hit, another site's block",
+        (true, false, _) if d(|s| s.big.splits) > 0 => "BigCache hit, a larger block split",
+        (true, false, _) => "BigCache hit",
+        (true, true, _) => "BigCache hit resized by mremap",
+        (false, _, true) if d(|s| s.big.allocs) > 0 => "fresh mapping",
+        (false, _, _) if d(|s| s.big.allocs) > 0 => "big block",
+        _ => "pool block",
+    }
+}
+
+/// What hakmem did for one free.
+fn free_decision(a: &hakmem::stats::Snapshot, b: &hakmem::stats::Snapshot) -> &'static str {
+    let d = |f: fn(&hakmem::stats::Snapshot) -> u64| f(b) - f(a);
+    if d(|s| s.bigcache.puts) > 0 {
+        "free: kept in the BigCache"
+    } else if d(|s| s.syscalls.munmap) + d(|s| s.syscalls.madvise) > 0 {
+        "free: released"
+    } else {
+        "free"
+    }
 }

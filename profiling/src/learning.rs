@@ -16,6 +16,12 @@
 //! new choice every 100) and in `research` mode (every one timed, a choice every 10).
 //! The first learned run also samples the ELO ratings and each site's chosen threshold every
 //! round, for the learning curves.
+//!
+//! Each run also counts its page faults by site and by what the allocator did (a fresh
+//! mapping, a BigCache hit, one resized by `mremap`, a pool block, a free): where the
+//! faults come from, beside the peers' faults per site. Two more workloads run the same
+//! way (learned, every fixed threshold, the peers): a server (`learning-server`) and a
+//! compiler (`learning-compiler`), whose shapes `child.rs` describes.
 
 use crate::ablation::run_child;
 use serde::Serialize;
@@ -32,11 +38,47 @@ pub struct Run {
     /// 0.4·cpu + 0.3·faults + 0.3·RSS, each over the best hakmem run's (1.0 = best on all
     /// three; a peer can go below 1).
     pub cost: f64,
+    /// Page faults by site and by what the allocator did (a peer: "allocation" / "free").
+    pub faults_by_decision: Vec<FaultRow>,
+}
+
+/// Faults of one (site, decision) in one run.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct FaultRow {
+    pub site: String,
+    pub decision: String,
+    pub calls: u64,
+    pub faults: u64,
+}
+
+/// How the fault table is made.
+pub const FAULT_NOTE: &str = "Each allocation's page faults are counted around the call and the first touch of its pages (getrusage), each free's around the free; for hakmem they are filed by what its counters say it did (a fresh mapping, a BigCache hit, one split from a larger block or another site's, one resized by mremap, a pool block). Shown: the learned run, the best fixed threshold, glibc and mimalloc (the peers only by site). A fresh mapping or an mremap growth faults once per page written; a resident block reused does not.";
+
+/// The other workloads of the study (`learning-server`, `learning-compiler`).
+pub const OTHER_WORKLOADS: [(&str, &str); 2] = [
+    (
+        "learning-server",
+        "a server: 3000 requests, each a 256–832 KiB request buffer and a 1.5–2 MiB response buffer (allocated, written, freed), every tenth a 2 MiB entry of a long-lived cache of 24",
+    ),
+    (
+        "learning-compiler",
+        "a compiler: 12 units, each 40 tree blocks of 384–640 KiB kept for the unit, 8 passes over a 3 MiB scratch buffer, 6 output chunks of 1 MiB, all freed at the unit's end",
+    ),
+];
+
+/// One more workload's runs.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Workload {
+    pub name: String,
+    pub what: String,
+    pub runs: Vec<Run>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Study {
     pub runs: Vec<Run>,
+    /// The server and the compiler, run the same way.
+    pub others: Vec<Workload>,
     /// The learned run's samples: per round, each ELO strategy's rating (by threshold)
     /// and each site's threshold.
     pub elo: Vec<(usize, Vec<(usize, f64)>)>,
@@ -52,42 +94,63 @@ pub fn fixed_thresholds_kib() -> Vec<usize> {
         .collect()
 }
 
-/// Runs every configuration once (learned, 12 fixed thresholds, the peers).
-pub fn run(exe: &Path, mut progress: impl FnMut(&str)) -> Study {
-    let mut study = Study::default();
+/// Runs every configuration of `workload` once (learned, in research mode too when
+/// `research`, 12 fixed thresholds, the peers): the raw JSON of each, by name.
+fn run_workload(
+    exe: &Path,
+    workload: &str,
+    research: bool,
+    errors: &mut Vec<String>,
+    progress: &mut impl FnMut(&str),
+) -> Vec<(String, Value)> {
     let mut raw: Vec<(String, Value)> = Vec::new();
-    let mut one = |name: String, env: Vec<(&str, String)>, alloc: &str, study: &mut Study| {
-        progress(&format!("learning: {name}"));
+    let mut one = |name: String, env: Vec<(&str, String)>, alloc: &str| {
+        progress(&format!("{workload}: {name}"));
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        match run_child(exe, "learning", 1, true, &env, alloc) {
+        match run_child(exe, workload, 1, true, &env, alloc) {
             Ok(v) => raw.push((name, v)),
-            Err(e) => study.errors.push(format!("{name}: {e}")),
+            Err(e) => errors.push(format!("{workload}, {name}: {e}")),
         }
     };
-    one("learned (ELO)".into(), vec![], "hakmem", &mut study);
-    one(
-        "learned (research mode)".into(),
-        vec![("HAKMEM_MODE", "research".to_string())],
-        "hakmem",
-        &mut study,
-    );
+    one("learned (ELO)".into(), vec![], "hakmem");
+    if research {
+        one(
+            "learned (research mode)".into(),
+            vec![("HAKMEM_MODE", "research".to_string())],
+            "hakmem",
+        );
+    }
     for kb in fixed_thresholds_kib() {
         one(
             format!("fixed {}", human_kib(kb)),
             vec![("HAKMEM_THRESHOLD_KB", kb.to_string())],
             "hakmem",
-            &mut study,
         );
     }
     for peer in ["system", "mimalloc", "jemalloc"] {
-        one(peer.into(), vec![], peer, &mut study);
+        one(peer.into(), vec![], peer);
     }
+    raw
+}
+
+/// Runs the study: the three-site workload and the others, every configuration once.
+pub fn run(exe: &Path, mut progress: impl FnMut(&str)) -> Study {
+    let mut study = Study::default();
+    let raw = run_workload(exe, "learning", true, &mut study.errors, &mut progress);
     if let Some((_, v)) = raw.first() {
         study.elo = serde_json::from_value(v["elo_samples"].clone()).unwrap_or_default();
         study.site_thresholds =
             serde_json::from_value(v["site_thresholds"].clone()).unwrap_or_default();
     }
     study.runs = costs(&raw);
+    for (name, what) in OTHER_WORKLOADS {
+        let raw = run_workload(exe, name, false, &mut study.errors, &mut progress);
+        study.others.push(Workload {
+            name: name.into(),
+            what: what.into(),
+            runs: costs(&raw),
+        });
+    }
     study
 }
 
@@ -110,6 +173,8 @@ pub fn costs(raw: &[(String, Value)]) -> Vec<Run> {
             page_faults: get(v, "page_faults"),
             peak_rss_kib: get(v, "peak_rss_kib"),
             cost: 0.0,
+            faults_by_decision: serde_json::from_value(v["faults_by_decision"].clone())
+                .unwrap_or_default(),
         })
         .collect();
     // The best of hakmem's runs (learned and fixed) sets each unit: a peer's page faults may
@@ -143,41 +208,120 @@ pub fn costs(raw: &[(String, Value)]) -> Vec<Run> {
     runs
 }
 
+/// The learned run of `runs` (the first, as users get it).
+fn learned(runs: &[Run]) -> Option<&Run> {
+    runs.iter().find(|r| r.config.starts_with("learned"))
+}
+
+fn is_peer(r: &Run) -> bool {
+    !r.config.starts_with("learned") && !r.config.starts_with("fixed")
+}
+
+/// The cheapest run of `runs` that `keep` keeps.
+fn cheapest(runs: &[Run], keep: fn(&Run) -> bool) -> Option<&Run> {
+    runs.iter()
+        .filter(|r| keep(r) && r.cost.is_finite())
+        .min_by(|a, b| a.cost.total_cmp(&b.cost))
+}
+
+/// The verdict on one workload in one sentence, naming the best fixed threshold and the
+/// best peer with their costs: the learner is compared with both, never only with its own
+/// options.
+pub fn verdict_of(runs: &[Run]) -> String {
+    let Some(l) = learned(runs) else {
+        return "not measured: the learned run failed".into();
+    };
+    let fixed = cheapest(runs, |r| r.config.starts_with("fixed"));
+    let peer = cheapest(runs, is_peer);
+    let (Some(f), Some(p)) = (fixed, peer) else {
+        return format!(
+            "the learner costs {:.3}; no fixed policy or peer ran to compare",
+            l.cost
+        );
+    };
+    let vs = |other: &Run| {
+        let pct = 100.0 * (l.cost / other.cost - 1.0);
+        if l.cost <= other.cost {
+            format!(
+                "beats {} ({:.3}, {:.1} % cheaper)",
+                other.config, other.cost, -pct
+            )
+        } else {
+            format!(
+                "loses to {} ({:.3}, {:.1} % dearer)",
+                other.config, other.cost, pct
+            )
+        }
+    };
+    format!(
+        "the learner costs {:.3}: it {} — the best fixed threshold — and {} — the best peer",
+        l.cost,
+        vs(f),
+        vs(p)
+    )
+}
+
 impl Study {
     fn learned(&self) -> Option<&Run> {
-        self.runs.iter().find(|r| r.config.starts_with("learned"))
+        learned(&self.runs)
     }
     fn fixed(&self) -> impl Iterator<Item = &Run> {
         self.runs.iter().filter(|r| r.config.starts_with("fixed"))
     }
 
-    /// The verdict in one sentence, with the numbers.
+    /// The verdict on the three-site workload in one sentence, naming the best fixed
+    /// threshold and the best peer (`verdict_of`).
     pub fn verdict(&self) -> String {
-        let Some(l) = self.learned() else {
+        if self.learned().is_none() {
             return format!("not measured: {}", self.errors.join("; "));
-        };
-        let best = self.fixed().min_by(|a, b| a.cost.total_cmp(&b.cost));
-        let worst = self.fixed().max_by(|a, b| a.cost.total_cmp(&b.cost));
-        match (best, worst) {
-            (Some(b), Some(w)) if l.cost <= b.cost => format!(
-                "the learner pays: its cost {:.3} is at or below the best fixed threshold's ({}, {:.3}); the worst fixed one costs {:.3}",
-                l.cost, b.config, b.cost, w.cost
-            ),
-            (Some(b), Some(w)) => format!(
-                "the learner does not beat the best fixed threshold: its cost {:.3} against {} at {:.3} ({:+.1} %); it does beat the worst fixed one ({}, {:.3}) by {:.1} %",
-                l.cost,
-                b.config,
-                b.cost,
-                100.0 * (l.cost / b.cost - 1.0),
-                w.config,
-                w.cost,
-                100.0 * (1.0 - l.cost / w.cost)
-            ),
-            _ => "no fixed policy ran".into(),
         }
+        verdict_of(&self.runs)
     }
 
-    pub fn table(&self) -> microbench::table::Table {
+    /// Where the faults come from: per site and per decision for the learned run and the
+    /// best fixed threshold, per site for the peers (which say nothing of their decisions).
+    pub fn fault_table(runs: &[Run]) -> microbench::table::Table {
+        let mut t = microbench::table::Table::new(&[
+            "configuration",
+            "site",
+            "what the allocator did",
+            "calls",
+            "page faults",
+            "faults per call",
+        ]);
+        let best_fixed =
+            cheapest(runs, |r| r.config.starts_with("fixed")).map(|r| r.config.clone());
+        for r in runs {
+            let shown = r.config == "learned (ELO)"
+                || Some(&r.config) == best_fixed.as_ref()
+                || r.config == "system"
+                || r.config == "mimalloc";
+            if !shown {
+                continue;
+            }
+            let mut rows = r.faults_by_decision.clone();
+            rows.sort_by(|a, b| {
+                (&a.site, std::cmp::Reverse(a.faults)).cmp(&(&b.site, std::cmp::Reverse(b.faults)))
+            });
+            for f in rows
+                .iter()
+                .filter(|f| f.faults > 0 || f.calls > 0 && !f.decision.starts_with("free"))
+            {
+                t.push(vec![
+                    r.config.clone(),
+                    f.site.clone(),
+                    f.decision.clone(),
+                    f.calls.to_string(),
+                    f.faults.to_string(),
+                    format!("{:.1}", f.faults as f64 / f.calls.max(1) as f64),
+                ]);
+            }
+        }
+        t
+    }
+
+    /// A workload's runs as the study's table.
+    pub fn runs_table(runs: &[Run]) -> microbench::table::Table {
         let mut t = microbench::table::Table::new(&[
             "configuration",
             "CPU ms",
@@ -185,7 +329,7 @@ impl Study {
             "peak RSS MiB",
             "composite cost (1.0 = best on all three)",
         ]);
-        for r in &self.runs {
+        for r in runs {
             t.push(vec![
                 r.config.clone(),
                 format!("{:.1}", r.cpu_ms),
@@ -197,6 +341,33 @@ impl Study {
         t
     }
 
+    pub fn table(&self) -> microbench::table::Table {
+        Self::runs_table(&self.runs)
+    }
+
+    /// The parts of the study after its main table: where the faults come from, then
+    /// each other workload with its verdict, its table and its faults. (title, text, table)
+    pub fn sections(&self) -> Vec<(String, String, microbench::table::Table)> {
+        let mut out = vec![(
+            "Where the page faults come from".to_string(),
+            FAULT_NOTE.to_string(),
+            Self::fault_table(&self.runs),
+        )];
+        for w in &self.others {
+            out.push((
+                format!("{}: {}", w.name, w.what),
+                format!("**{}**", verdict_of(&w.runs)),
+                Self::runs_table(&w.runs),
+            ));
+            out.push((
+                format!("{}: where the page faults come from", w.name),
+                String::new(),
+                Self::fault_table(&w.runs),
+            ));
+        }
+        out
+    }
+
     pub fn json(&self) -> Value {
         let best = self.fixed().min_by(|a, b| a.cost.total_cmp(&b.cost));
         let worst = self.fixed().max_by(|a, b| a.cost.total_cmp(&b.cost));
@@ -206,6 +377,15 @@ impl Study {
             "best_fixed": best,
             "worst_fixed": worst,
             "verdict": self.verdict(),
+            "best_peer": cheapest(&self.runs, is_peer),
+            "others": self.others.iter().map(|w| serde_json::json!({
+                "name": w.name,
+                "what": w.what,
+                "runs": w.runs,
+                "verdict": verdict_of(&w.runs),
+                "best_fixed": cheapest(&w.runs, |r| r.config.starts_with("fixed")),
+                "best_peer": cheapest(&w.runs, is_peer),
+            })).collect::<Vec<_>>(),
             "elo_samples": self.elo,
             "site_thresholds": self.site_thresholds,
             "errors": self.errors,
@@ -289,6 +469,11 @@ mod tests {
                 "fixed 32 MiB".to_string(),
                 json!({ "cpu_ms": 20.0, "page_faults": 400.0, "peak_rss_kib": 1024.0 }),
             ),
+            (
+                "system".to_string(),
+                json!({ "cpu_ms": 5.0, "page_faults": 50.0, "peak_rss_kib": 1024.0,
+                    "faults_by_decision": [{ "site": "A", "decision": "allocation", "calls": 3, "faults": 50 }] }),
+            ),
         ];
         let runs = costs(&raw);
         assert!(
@@ -303,11 +488,22 @@ mod tests {
         };
         let v = study.verdict();
         assert!(
-            v.starts_with("the learner does not beat the best fixed threshold")
-                && v.contains("fixed 1 MiB"),
+            v.contains("loses to fixed 1 MiB") && v.contains("the best fixed threshold"),
+            "{v}"
+        );
+        // The verdict names the best peer too, so a reader cannot take "beats its own
+        // options" for "the idea works".
+        assert!(
+            v.contains("loses to system") && v.contains("the best peer"),
             "{v}"
         );
         assert_eq!(study.json()["best_fixed"]["config"], "fixed 1 MiB");
+        assert_eq!(study.json()["best_peer"]["config"], "system");
+        let faults = Study::fault_table(&study.runs).markdown();
+        assert!(
+            faults.contains("| system | A | allocation | 3 | 50 |"),
+            "{faults}"
+        );
     }
 
     #[test]

@@ -239,6 +239,9 @@ impl Report {
                 l.verdict(),
                 l.table().markdown()
             );
+            for (title, text, table) in l.sections() {
+                let _ = writeln!(s, "### {title}\n\n{text}\n\n{}", table.markdown());
+            }
         }
         let _ = writeln!(s, "## Flamegraphs\n");
         for p in &self.pictures {
@@ -320,6 +323,20 @@ impl Report {
             learning_note: LEARNING_NOTE,
             learning_verdict: self.learning.as_ref().map(|l| l.verdict()),
             learning: self.learning.as_ref().map(|l| l.table().html()),
+            learning_sections: self
+                .learning
+                .as_ref()
+                .map(|l| {
+                    l.sections()
+                        .into_iter()
+                        .map(|(title, text, table)| Section {
+                            title,
+                            text: text.trim_matches('*').to_string(),
+                            table: table.html(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             pictures: self
                 .pictures
                 .iter()
@@ -384,6 +401,14 @@ const SCALING_NOTE: &str = "The multi-threaded programs of microbench/c/scaling 
 /// What the call-site section is.
 const SITES_NOTE: &str = "hakprof sites on three of the C program benchmarks (the C ABI under LD_PRELOAD, the sites mode): each program's top sites by bytes, with its page (every site, the sampled stacks) and its allocation flamegraph. The programs are built without debug info, so sites are named by the nearest symbol and offset.";
 
+/// A titled table with a line of text (the learning study's extra sections).
+#[derive(Serialize)]
+struct Section {
+    title: String,
+    text: String,
+    table: String,
+}
+
 #[derive(Serialize)]
 struct ScalingView {
     program: &'static str,
@@ -416,6 +441,7 @@ struct HtmlPage<'a> {
     learning_note: &'static str,
     learning_verdict: Option<String>,
     learning: Option<String>,
+    learning_sections: Vec<Section>,
     pictures: Vec<PictureView<'a>>,
     ablation: String,
     syscalls: Option<String>,

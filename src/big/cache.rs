@@ -199,11 +199,12 @@ fn forget(site_slot: usize, span: usize) {
     SITE_BYTES[site_slot % SITE_SLOTS].fetch_sub(span, Relaxed);
 }
 
-/// Takes the cached block of (site, class) put last; when that class has none, a block of
-/// the site's nearest class (larger first: shrinking it is cheaper than growing a smaller
-/// one), which the caller resizes; when the site has none at all, another site's (any
-/// cached block beats a fresh mapping and its page faults). Returns the block and its
-/// class. Counts a hit (a resize, a block of another site) or a miss.
+/// Takes the cached block of (site, class) put last; when that class has none, another
+/// site's block of the class (it needs no resize); then a block of the site's nearest class
+/// (larger first: shrinking it is cheaper than growing a smaller one), which the caller
+/// resizes; then another site's nearest (any cached block beats a fresh mapping and its
+/// page faults). Returns the block and its class. Counts a hit (a resize, a block of
+/// another site) or a miss.
 #[inline]
 pub fn take(site_slot: usize, class: usize) -> Option<(usize, usize)> {
     let own = site_slot % SITE_SLOTS;
@@ -213,7 +214,8 @@ pub fn take(site_slot: usize, class: usize) -> Option<(usize, usize)> {
     }
 }
 
-/// The miss path of `take`: the site's other classes, then the other sites.
+/// The miss path of `take`: this class at the other sites, then the site's other
+/// classes, then the other sites' (each nearest first).
 #[cold]
 #[inline(never)]
 fn take_elsewhere(own: usize, class: usize) -> Option<(usize, usize)> {
@@ -221,13 +223,20 @@ fn take_elsewhere(own: usize, class: usize) -> Option<(usize, usize)> {
         MISSES.fetch_add(1, Relaxed);
         return None; // nothing cached anywhere: no search
     }
-    let Some((i, found, site)) = pop_nearest(own, class).or_else(|| {
-        // The next sites first: each site looks from its own place on.
+    // The next sites first: each site looks from its own place on.
+    let others = || {
         (1..SITE_SLOTS)
-            .map(|k| (own + k) % SITE_SLOTS)
+            .map(move |k| (own + k) % SITE_SLOTS)
             .filter(|&s| SITE_BYTES[s].load(Relaxed) != 0)
-            .find_map(|s| pop_nearest(s, class))
-    }) else {
+    };
+    // A block of this very class anywhere, before one that must be resized: resizing
+    // another class's block splits it or moves it with `mremap`, and the site that cached
+    // it (a site whose requests climb to 8 MiB and start again) then faults it back in.
+    let exact = || others().find_map(|s| STACK[index(s, class)].pop().map(|i| (i, class, s)));
+    let Some((i, found, site)) = exact()
+        .or_else(|| pop_nearest(own, class))
+        .or_else(|| others().find_map(|s| pop_nearest(s, class)))
+    else {
         MISSES.fetch_add(1, Relaxed);
         return None;
     };

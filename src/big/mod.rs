@@ -51,8 +51,12 @@ pub const COLD_NS: u64 = 2_000_000_000;
 /// A cached block is split only while the cache holds less than this (tails included):
 /// a reserve of resident pages for the next requests, not a second working set.
 pub const SPLIT_RESERVE: usize = 64 << 20;
-/// Smallest block the BigCache keeps (the original's v2 minimum).
-pub const CACHE_MIN: usize = cache::CLASSES[0];
+/// Smallest request the BigCache serves: every big block. The original kept blocks of
+/// 512 KiB (its smallest class) and up, which left requests between the pool's largest
+/// class (256 KiB) and 512 KiB to a fresh mapping and its faults on every call (the
+/// learning study's server: 84 000 of its 98 000 faults); they are filed in the 512 KiB
+/// class, whose pages beyond the request are never touched, so never resident.
+pub const CACHE_MIN: usize = crate::size_class::POOL_MAX + 1;
 
 /// Maps a block of `capacity` usable bytes (≥ `size`) aligned to `align`; writes its header.
 fn map_block(size: usize, capacity: usize, align: usize, method: Method, site: u32) -> *mut u8 {
@@ -133,27 +137,37 @@ pub fn announce(p: *mut u8, size: usize, zeroed: bool) {
 /// Takes a cached block of `class` for `site` (table slot `slot`) from the BigCache and
 /// makes it live for `size` bytes; null on a miss. A block of another class (the site's
 /// nearest, or another site's) is resized to this class with `mremap` (its pages that stay
-/// keep their frames: no faults), unless it holds `size` with at most 2× to spare, or the
-/// site's blocks grow by `realloc` (then the whole block is handed out, and the growth
-/// finds its pages resident: no `mremap`, no copy, no fault).
+/// keep their frames: no faults), unless it holds `size` with at most 2× to spare, the
+/// site's blocks grow by `realloc`, or the site asked for sizes near this block's lately
+/// (its reach: `sites::REACH`). Then the whole block is handed out, and the growth or the
+/// next larger request finds its pages resident: no `mremap`, no copy, no fault.
 /// A hit makes the block hot: it stays cacheable whatever the threshold says later (the
-/// thermal policy's "hot → keep").
-pub fn take_cached(slot: usize, class: usize, site: Site, size: usize) -> *mut u8 {
+/// thermal policy's "hot → keep"). With the block, the bytes of it that are not resident
+/// yet (grown by `mremap`: their first touch faults), for the learner's cost.
+pub fn take_cached(slot: usize, class: usize, site: Site, size: usize) -> (*mut u8, usize) {
     let Some((v, found)) = cache::take(slot, class) else {
-        return ptr::null_mut();
+        return (ptr::null_mut(), 0);
     };
     let mut p = v as *mut u8;
-    // A block of another class is resized to this one, unless it is larger by at most 2×
-    // or the site's blocks grow: then it is handed out whole (its pages stay resident and
-    // the next, larger request needs no fault), as `resize_in_place` keeps a block that
-    // `new` still half fills, or that grows within its mapping.
-    let capacity = span_of(v) - HEADER_SIZE;
-    let whole = || (size..=2 * size).contains(&capacity) || capacity >= size && sites::grows(slot);
+    // A block of another class is resized to this one, unless it is larger by at most 2×,
+    // the site's blocks grow, or the site reached sizes near it lately: then it is handed
+    // out whole (its pages stay resident and the next, larger request needs no fault), as
+    // `resize_in_place` keeps a block that `new` still half fills, or that grows within its
+    // mapping. A site whose requests climb from 512 KiB to 8 MiB and start again (the
+    // learning study's site C) otherwise shrinks its 8 MiB block and faults it back in.
+    let span = span_of(v);
+    let capacity = span - HEADER_SIZE;
+    let whole = || {
+        (size..=2 * size).contains(&capacity)
+            || capacity >= size && (sites::grows(slot) || capacity <= 2 * sites::reach(slot))
+    };
+    let mut cold = 0;
     if found != class && !whole() {
         p = resize_cached(p, cache::CLASSES[class], slot);
         if p.is_null() {
-            return p;
+            return (p, 0);
         }
+        cold = span_of(p as usize).saturating_sub(span);
     }
     // SAFETY: a cached block is a live mapping of ours with its header; we hold it now.
     unsafe {
@@ -166,7 +180,7 @@ pub fn take_cached(slot: usize, class: usize, site: Site, size: usize) -> *mut u
     }
     sites::TABLE[slot].hits.fetch_add(1, Relaxed);
     ALLOCS.fetch_add(1, Relaxed);
-    p
+    (p, cold)
 }
 
 /// Resizes a block just taken from the cache to `capacity` usable bytes: a larger block is

@@ -22,7 +22,9 @@ pub fn alloc(size: usize, align: usize, site: Site, zero: bool) -> *mut u8 {
     let class = cache::class_for_request(size)
         .filter(|_| cfg.bigcache && align <= MIN_ALIGN && size >= CACHE_MIN);
     // 2. the BigCache
-    let cached = class.map_or(ptr::null_mut(), |c| big::take_cached(slot, c, site, size));
+    let (cached, cold) = class.map_or((ptr::null_mut(), 0), |c| {
+        big::take_cached(slot, c, site, size)
+    });
     let fresh = cached.is_null();
     let p = if fresh {
         let p = map_fresh(size, align, site, slot, class, &d); // 3.
@@ -34,8 +36,14 @@ pub fn alloc(size: usize, align: usize, site: Site, zero: bool) -> *mut u8 {
         return p;
     }
     sites::on_alloc(slot, size, d.threshold);
+    sites::note_reach(slot, size);
     if d.sample {
-        learn::record(slot, &d, cost(p, fresh, t0));
+        let cold = if fresh {
+            big::span_of(p as usize)
+        } else {
+            cold
+        };
+        learn::record(slot, &d, cost(p, cold, t0));
     }
     learn::maybe_tick(d.seq);
     if d.seq.is_multiple_of(learn::HEAVY_TICK_EVERY) {
@@ -69,13 +77,14 @@ fn map_fresh(
     big::map(size, capacity, align, method, site)
 }
 
-/// The sampled cost of one big allocation: time, the page faults a fresh mapping will
-/// take, and the bytes mapped.
-fn cost(p: *mut u8, fresh: bool, t0: u64) -> Sample {
-    let span = big::span_of(p as usize);
+/// The sampled cost of one big allocation: time, the page faults its first touches will
+/// take (`cold` bytes not resident: a fresh mapping, or a cached block grown by `mremap`;
+/// these land after the call, so they are counted from the decision, not timed), and the
+/// bytes mapped.
+fn cost(p: *mut u8, cold: usize, t0: u64) -> Sample {
     Sample {
         cpu_ns: (os::now_ns() - t0) as f64,
-        faults: if fresh { (span / os::PAGE) as f64 } else { 0.0 },
-        memory: span as f64,
+        faults: (cold / os::PAGE) as f64,
+        memory: big::span_of(p as usize) as f64,
     }
 }

@@ -66,6 +66,38 @@ pub static TABLE: [SiteEntry; SITES + 1] = [const { SiteEntry::EMPTY }; SITES + 
 /// what `hakprof sites` symbolizes. Beside the table, not in it: a larger entry made the
 /// site lookup's indexing dearer (`site_hash` +8 % instructions in the gate).
 pub static ADDR: [AtomicUsize; SITES + 1] = [const { AtomicUsize::new(0) }; SITES + 1];
+/// Per entry, the site's reach: the largest size it asked for lately (each big allocation
+/// of the site first lets it decay by 1/64, so a size not asked for again fades within a
+/// hundred or so of the site's allocations), and how many times since it was set the site
+/// asked for at least half of it again. A cached block within twice a reach the site has
+/// come back to is handed to it whole: it will want that size again, and shrinking the
+/// block now would only fault its pages in again later (`big::take_cached`). A size asked
+/// for once (a start-up buffer) does not count: its block is split for smaller requests,
+/// which may want to live at the same time.
+pub static REACH: [AtomicUsize; SITES + 1] = [const { AtomicUsize::new(0) }; SITES + 1];
+static REACH_AGAIN: [AtomicU32; SITES + 1] = [const { AtomicU32::new(0) }; SITES + 1];
+
+/// Notes a big request of `size` bytes by site `i` in its reach. (Racy updates only age
+/// the reach a little more or less.)
+pub fn note_reach(i: usize, size: usize) {
+    let r = REACH[i].load(Relaxed);
+    REACH[i].store((r - r / 64).max(size), Relaxed);
+    if size > 2 * r {
+        REACH_AGAIN[i].store(0, Relaxed); // a new, larger size: not come back to yet
+    } else if 2 * size >= r {
+        let n = REACH_AGAIN[i].load(Relaxed);
+        REACH_AGAIN[i].store(n.saturating_add(1), Relaxed);
+    }
+}
+
+/// The site's reach (see `REACH`), if the site came back to it: 0 otherwise.
+pub fn reach(i: usize) -> usize {
+    if REACH_AGAIN[i].load(Relaxed) == 0 {
+        return 0;
+    }
+    REACH[i].load(Relaxed)
+}
+
 /// Per entry, the most bytes the site had live at once.
 pub static PEAK: [AtomicI64; SITES + 1] = [const { AtomicI64::new(0) }; SITES + 1];
 
@@ -280,6 +312,30 @@ pub fn used() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reach_counts_once_the_site_comes_back_to_it_and_fades() {
+        let i = slot(Site(0xABCD_0201));
+        note_reach(i, 24 << 20);
+        assert_eq!(reach(i), 0, "asked for once: not a reach yet");
+        note_reach(i, 4 << 20);
+        assert_eq!(reach(i), 0);
+        note_reach(i, 20 << 20); // at least half of it again
+        assert!(reach(i) > 23 << 20);
+        // A climbing site (512 KiB … 8 MiB, again and again) keeps its 8 MiB reach.
+        let j = slot(Site(0xABCD_0202));
+        for _ in 0..50 {
+            for k in 0..5 {
+                note_reach(j, (512 << 10) << k);
+            }
+        }
+        assert!(reach(j) >= 7 << 20, "{}", reach(j));
+        // Not asked for again: it fades.
+        for _ in 0..300 {
+            note_reach(j, 512 << 10);
+        }
+        assert!(reach(j) < 1 << 20, "{}", reach(j));
+    }
 
     #[test]
     fn sizes_fall_in_power_of_two_buckets() {
