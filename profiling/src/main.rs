@@ -375,6 +375,9 @@ fn main() -> ExitCode {
             let study = learning::run(&profiling::self_exe(), progress);
             print!("{}", study.table().markdown());
             println!("\n{}", study.verdict());
+            for (title, text, table) in study.sections() {
+                print!("\n### {title}\n\n{text}\n\n{}", table.markdown());
+            }
             if study.runs.is_empty() {
                 Err(study.errors.join("; "))
             } else {
