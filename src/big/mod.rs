@@ -138,8 +138,8 @@ pub fn announce(p: *mut u8, size: usize, zeroed: bool) {
 /// makes it live for `size` bytes; null on a miss. A block of another class (the site's
 /// nearest, or another site's) is resized to this class with `mremap` (its pages that stay
 /// keep their frames: no faults), unless it holds `size` with at most 2× to spare, the
-/// site's blocks grow by `realloc`, or the site asked for sizes near this block's lately
-/// (its reach: `sites::REACH`). Then the whole block is handed out, and the growth or the
+/// site's blocks grow by `realloc`, or the site holds one block at a time and asked for
+/// sizes near this block's lately (its reach: `sites::REACH`). Then the whole block is handed out, and the growth or the
 /// next larger request finds its pages resident: no `mremap`, no copy, no fault.
 /// A hit makes the block hot: it stays cacheable whatever the threshold says later (the
 /// thermal policy's "hot → keep"). With the block, the bytes of it that are not resident
@@ -159,7 +159,8 @@ pub fn take_cached(slot: usize, class: usize, site: Site, size: usize) -> (*mut 
     let capacity = span - HEADER_SIZE;
     let whole = || {
         (size..=2 * size).contains(&capacity)
-            || capacity >= size && (sites::grows(slot) || capacity <= 2 * sites::reach(slot))
+            || capacity >= size
+                && (sites::grows(slot) || one_at_a_time_within_reach(slot, capacity))
     };
     let mut cold = 0;
     if found != class && !whole() {
@@ -181,6 +182,15 @@ pub fn take_cached(slot: usize, class: usize, site: Site, size: usize) -> (*mut 
     sites::TABLE[slot].hits.fetch_add(1, Relaxed);
     ALLOCS.fetch_add(1, Relaxed);
     (p, cold)
+}
+
+/// Whether site `slot` holds no other big block live and came back lately to sizes of at
+/// least half of `capacity` (its reach): handing it the whole block then keeps no memory
+/// from anyone (the site frees it before it asks again), while shrinking it would fault it
+/// back in at the site's next large request. A site with other blocks live (20 blocks of
+/// 5–25 MiB replaced one at a time) gets a split instead, whose tail serves its next one.
+fn one_at_a_time_within_reach(slot: usize, capacity: usize) -> bool {
+    sites::TABLE[slot].live.load(Relaxed) <= 0 && capacity <= 2 * sites::reach(slot)
 }
 
 /// Resizes a block just taken from the cache to `capacity` usable bytes: a larger block is
