@@ -390,11 +390,14 @@ fn learning_compiler(alloc: &str, peer: &'static (dyn GlobalAlloc + Sync)) -> se
     )
 }
 
+/// (site, decision): what `FaultLedger` counts by.
+type SiteDecision = (&'static str, &'static str);
+
 /// Page faults of a learning workload by site and by what the allocator did.
 #[derive(Default)]
 struct FaultLedger {
     /// (site, decision) → (calls, faults), in first-seen order.
-    rows: Vec<((&'static str, &'static str), (u64, u64))>,
+    rows: Vec<(SiteDecision, (u64, u64))>,
 }
 
 impl FaultLedger {

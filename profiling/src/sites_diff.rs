@@ -79,27 +79,17 @@ fn add(map: &mut BTreeMap<String, Change>, name: String, side: usize, x: [i64; 4
 /// The changes from `a` to `b`, largest first (unchanged ones left out).
 pub fn compare(a: &SitesReport, b: &SitesReport, a_name: &str, b_name: &str) -> SitesDiff {
     let (mut by_site, mut by_stack) = (BTreeMap::new(), BTreeMap::new());
+    // The figures compared, in `Change`'s order.
+    const COSTS: [Cost; 4] = [Cost::Allocations, Cost::Bytes, Cost::Leaked, Cost::Peak];
     for (side, r) in [a, b].into_iter().enumerate() {
         for s in &r.sites {
             let name = format!("{} ({}, {})", s.symbol, s.file_line(), module(&s.module));
-            let x = [
-                s.count as i64,
-                s.bytes as i64,
-                s.live_at_exit,
-                s.live_at_peak,
-            ];
-            add(&mut by_site, name, side, x);
+            add(&mut by_site, name, side, COSTS.map(|c| c.of_site(s)));
         }
         for s in &r.sampled_stacks {
             let frames: Vec<String> = s.stack.iter().map(sites::frame_label).collect();
             let name = format!("{}: {}", s.process, frames.join(" ← "));
-            let x = [
-                s.allocations as i64,
-                s.bytes as i64,
-                s.leaked_bytes,
-                s.live_at_peak,
-            ];
-            add(&mut by_stack, name, side, x);
+            add(&mut by_stack, name, side, COSTS.map(|c| c.of_stack(s)));
         }
     }
     let sorted = |m: BTreeMap<String, Change>| {

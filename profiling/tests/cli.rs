@@ -475,6 +475,16 @@ fn stack_of<'a>(json: &'a Value, frames: &[&str]) -> &'a Value {
         .unwrap_or_else(|| panic!("no stack {frames:?} in {}", json["sampled_stacks"]))
 }
 
+/// The sampled stack with the most bytes live at the heap's peak.
+fn top_at_peak(json: &Value) -> &Value {
+    json["sampled_stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|s| s["live_at_peak"].as_i64().unwrap())
+        .expect("a sampled stack")
+}
+
 /// `hakprof sites` on `truth.c`, whose every allocation goes through a wrapper: the leak,
 /// the temporaries and the block live at the heap's peak are charged to the functions that
 /// called the wrapper, exactly with every stack unwound (`--sample-bytes 1`), and the 8 MiB
@@ -508,12 +518,7 @@ fn sites_charges_leaks_peak_and_temporaries_to_the_callers_of_a_wrapper() {
         (&Value::from(1000), &Value::from(0))
     );
     // At the heap's peak: the 8 MiB block of hold_peak first, the leak beside it.
-    let peak = j["sampled_stacks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .max_by_key(|s| s["live_at_peak"].as_i64().unwrap())
-        .unwrap();
+    let peak = top_at_peak(&j);
     assert_eq!(peak["stack"][1]["symbol"], "hold_peak", "{peak}");
     assert_eq!(peak["live_at_peak"], 8 << 20);
     // realloc: the old block counts as freed before the new one: the growth loop never
@@ -606,12 +611,7 @@ fn sites_charges_leaks_peak_and_temporaries_to_the_callers_of_a_wrapper() {
     assert!(run.status.success());
     let j = json(&sampled);
     assert_eq!(j["stacks_exact"], false);
-    let peak = j["sampled_stacks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .max_by_key(|s| s["live_at_peak"].as_i64().unwrap())
-        .unwrap();
+    let peak = top_at_peak(&j);
     assert_eq!(peak["stack"][1]["symbol"], "hold_peak", "{peak}");
     assert!(std::fs::read_to_string(sampled.join("sites.md"))
         .unwrap()
