@@ -9,7 +9,8 @@
 //! 3. `pool` (segments, pages, heaps)
 //! 4. `learn` (site table, ELO, UCB1, lifecycle)
 //! 5. `big` (big blocks, registry, BigCache, madvise batch)
-//! 6. `stats`, then `init` (process and thread set-up, fork, exit report)
+//! 6. `footprint` (resident bytes by holder), `stats`, then `init` (process and thread
+//!    set-up, fork, exit report)
 //! 7. `front` (auto / pool / reuse policy, the learned decision order, `api`)
 //! 8. `global` (`GlobalAlloc`s), `ffi` (the C ABI)
 
@@ -19,6 +20,7 @@ pub mod big;
 pub mod config;
 pub(crate) mod diag;
 pub mod ffi;
+pub mod footprint;
 pub mod front;
 pub mod global;
 pub mod header;

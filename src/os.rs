@@ -51,6 +51,39 @@ pub fn syscall_counts() -> SyscallCounts {
 }
 
 #[inline]
+/// Calls `f` with the address of each resident page of `[p, p + len)` (widened to whole
+/// pages), asking the kernel with `mincore` 1024 pages at a time (no allocation). A part the
+/// kernel refuses (not mapped) has no resident page.
+pub fn for_each_resident_page(p: *const u8, len: usize, mut f: impl FnMut(usize)) {
+    if len == 0 {
+        return;
+    }
+    let mut at = p as usize & !(PAGE - 1);
+    let end = round_up(p as usize + len, PAGE);
+    let mut vec = [0u8; 1024];
+    while at < end {
+        let n = ((end - at) / PAGE).min(vec.len());
+        // SAFETY: mincore only reads the page tables of `[at, at + n pages)` and writes one
+        // byte per page into `vec`, which has room for `n`.
+        let r = unsafe { libc::mincore(at as *mut libc::c_void, n * PAGE, vec.as_mut_ptr()) };
+        if r == 0 {
+            for (k, &b) in vec[..n].iter().enumerate() {
+                if b & 1 != 0 {
+                    f(at + k * PAGE);
+                }
+            }
+        }
+        at += n * PAGE;
+    }
+}
+
+/// Resident bytes of `[p, p + len)`, in whole pages (see `for_each_resident_page`).
+pub fn resident(p: *const u8, len: usize) -> usize {
+    let mut n = 0;
+    for_each_resident_page(p, len, |_| n += PAGE);
+    n
+}
+
 pub const fn round_up(n: usize, align: usize) -> usize {
     (n + align - 1) & !(align - 1)
 }

@@ -410,6 +410,9 @@ impl Snapshot {
             write_maps(w)?;
         }
         partial.write_json(w)?;
+        if footprint_wanted() {
+            write_footprint(w, &crate::footprint::measure())?;
+        }
         match ENDED_BY_SIGNAL.load(Relaxed) {
             0 => write!(w, "}}"),
             sig => write!(w, ",\"signal\":{sig}}}"),
@@ -661,6 +664,33 @@ fn write_sites(w: &mut impl Write, sites_mode: bool) -> fmt::Result {
         first = false;
     }
     write!(w, "]")
+}
+
+/// Whether `HAKMEM_FOOTPRINT=1` asks for the footprint in the JSON report.
+fn footprint_wanted() -> bool {
+    config::getenv("HAKMEM_FOOTPRINT").is_some_and(|v| v == "1")
+}
+
+/// `,"footprint":{…}`: resident bytes by holder (`footprint::Footprint`).
+fn write_footprint(w: &mut impl Write, f: &crate::footprint::Footprint) -> fmt::Result {
+    write!(
+        w,
+        ",\"footprint\":{{\"process_rss\":{},\"statics\":{},\"site_table\":{},\"stack_table\":{},\"segment_map\":{},\"segments\":{},\"segment_headers\":{},\"segment_pages\":{},\"heaps\":{},\"heap_bytes\":{},\"big_live\":{},\"big_cached\":{},\"registry\":{},\"registry_busy\":{}}}",
+        f.process_rss,
+        f.statics,
+        f.site_table,
+        f.stack_table,
+        f.segment_map,
+        f.segments,
+        f.segment_headers,
+        f.segment_pages,
+        f.heaps,
+        f.heap_bytes,
+        f.big_live,
+        f.big_cached,
+        f.registry,
+        f.registry_busy
+    )
 }
 
 /// `a,b,c]`: the rest of a JSON list of numbers.

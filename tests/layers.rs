@@ -48,6 +48,7 @@ const ORDER: &[&str] = &[
     "big::madvise",
     "big",
     // 6. reports, process and thread set-up
+    "footprint",
     "stats",
     "init",
     // 7. the fronts (policy)

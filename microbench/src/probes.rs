@@ -222,10 +222,19 @@ fn header_verify() -> Run {
 
 /// A page of 64-byte blocks over 64 KiB of its own, fully carved.
 fn carved_page() -> (Box<Page>, Vec<u128>) {
-    let mut mem = vec![0u128; 64 * 1024 / 16];
+    // The page's 64 KiB at a 64 KiB-aligned address inside a buffer twice that size, as a
+    // segment's pages are: free-list links are stored as `next ^ block` and checked to stay
+    // within 1 MiB, which holds for blocks of one page only if the page does not straddle a
+    // 1 MiB boundary (a plain 64 KiB Vec sometimes did: `make profile` then aborted on a
+    // "corrupted free list" that was not).
+    const PAGE: usize = 64 * 1024;
+    let mut mem = vec![0u128; 2 * PAGE / 16];
+    let at = mem.as_mut_ptr() as usize;
+    let start = (at + PAGE - 1) & !(PAGE - 1);
     let mut page = Box::new(Page::EMPTY);
-    // SAFETY: a record of our own, seen by no other thread.
-    unsafe { Page::init(&mut *page, 3, 64, mem.as_mut_ptr() as *mut u8, 64 * 1024) };
+    // SAFETY: a record of our own, seen by no other thread; `start .. start + PAGE` lies
+    // inside `mem`, which the caller keeps alive with the page.
+    unsafe { Page::init(&mut *page, 3, 64, start as *mut u8, PAGE) };
     // SAFETY: the page owns `mem`; extend carves inside it.
     while unsafe { page.extend() } {}
     (page, mem)

@@ -23,6 +23,7 @@ pub mod claims;
 pub mod counters;
 pub mod events;
 pub mod flame;
+pub mod footprint;
 pub mod learning;
 pub mod machine;
 pub mod report;

@@ -42,6 +42,9 @@ enum Cmd {
     /// leaked, temporary, live at the peak; default folder flamegraphs/sites/).
     /// `sites diff A B` compares two sites.json
     Sites(SitesArgs),
+    /// What each allocator keeps resident for almost nothing (no allocation, one, per
+    /// thread), and hakmem's resident memory by holder (mincore on its own regions)
+    Footprint(FootprintArgs),
     /// Run everything and write flamegraphs/{index.html,report.md,*.svg}
     Report(ReportArgs),
     /// child process: run one probe
@@ -107,6 +110,13 @@ struct StepsArgs {
 enum StepsFormat {
     Table,
     Json,
+}
+
+#[derive(Args)]
+struct FootprintArgs {
+    /// runs of each case under each allocator (medians)
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 }
 
 #[derive(Args)]
@@ -371,6 +381,15 @@ fn main() -> ExitCode {
         }
         Cmd::Steps(a) => steps_cmd(a),
         Cmd::Sites(a) => return sites_cmd(a),
+        Cmd::Footprint(a) => {
+            let study = profiling::footprint::run(a.rounds.max(1), progress);
+            print!("{}", study.markdown());
+            if study.cells.is_empty() {
+                Err(study.errors.join("; "))
+            } else {
+                Ok(())
+            }
+        }
         Cmd::Learning => {
             let study = learning::run(&profiling::self_exe(), progress);
             print!("{}", study.table().markdown());

@@ -48,6 +48,8 @@ pub struct Report {
     pub sites: Vec<(String, Result<crate::sites::SitesReport, String>)>,
     /// Thread scaling of the multi-threaded programs, or why not.
     pub scaling: Result<microbench::scaling::Sweep, String>,
+    /// Resident memory for almost nothing, per allocator, and hakmem's by holder.
+    pub footprint: Option<crate::footprint::Study>,
 }
 
 /// Sites listed per program in the report's call-site section.
@@ -162,6 +164,11 @@ impl Report {
                 })).collect::<Vec<_>>(),
                 Err(_) => vec![],
             },
+            "footprint": self.footprint.as_ref().map(|f| json!({
+                "cells": f.cells,
+                "rounds": f.rounds,
+                "errors": f.errors,
+            })),
             "scaling": match &self.scaling {
                 Ok(sw) => json!({
                     "cores": sw.cores,
@@ -260,6 +267,9 @@ impl Report {
             ),
             Err(e) => writeln!(s, "## Syscalls per scenario\n\nnot measured: {e}\n"),
         };
+        if let Some(f) = &self.footprint {
+            let _ = writeln!(s, "## Footprint\n\n{FOOTPRINT_NOTE}\n\n{}", f.markdown());
+        }
         let _ = writeln!(s, "## Thread scaling\n\n{SCALING_NOTE}\n");
         match &self.scaling {
             Ok(sw) => {
@@ -353,6 +363,11 @@ impl Report {
                 .ok()
                 .map(|c| syscalls::table(c).html()),
             syscalls_error: self.syscalls.as_ref().err().map(String::as_str),
+            footprint_note: FOOTPRINT_NOTE,
+            footprint: self
+                .footprint
+                .as_ref()
+                .map(|f| format!("{}{}", f.rss_table().html(), f.split_table().html())),
             scaling_note: SCALING_NOTE,
             scaling: match &self.scaling {
                 Ok(sw) => sw
@@ -394,6 +409,9 @@ const LEARNING_NOTE: &str = "Three call sites in one process, two phases of 60 r
 /// How the step table is made, said once for the Markdown and the HTML.
 const STEPS_NOTE: &str = "Each path ran under callgrind (instruction level, cache simulation with explicit sizes); every instruction it executed is attributed to one step by the chain of inlined frames its address has in the DWARF (the innermost frame of our code that a step names; toolchain code inlined into ours counts for the code that used it). So the steps and the residual add up to the path's instructions exactly. Time per step is by subtraction: the reuse path built without one of its own steps (the allocator's alloc_steps/free_steps, the same code with that step folded away), timed interleaved with the full path round after round; median of the differences and its 95 % interval. The pool steps cannot be taken out of a working path (–), so the residual's time is the path's measured time less the timed steps: the pool's work, and the overlap a real CPU gives steps.";
 const CSS: &str = include_str!("../templates/report.css");
+
+/// What the footprint section is.
+const FOOTPRINT_NOTE: &str = "microbench/c/footprint.c under every allocator (LD_PRELOAD, each run's allocator checked): no allocation of its own (stdio's buffers only), one 64-byte allocation, 1 and 8 threads that each made two small allocations and are still alive; its resident set (VmRSS) at the end, medians. Under hakmem its exit report (HAKMEM_FOOTPRINT=1) splits hakmem's part by holder, each measured with mincore on hakmem's own regions (resident pages, not mapped ones); 'everything else' is the process's RSS less those: the program, libc, the loader, code pages (hakmem's included) and stacks.";
 
 /// What the thread-scaling section is.
 const SCALING_NOTE: &str = "The multi-threaded programs of microbench/c/scaling (make bench-scaling runs the same sweep): each runs for a fixed time at each thread count under every allocator (LD_PRELOAD, each run's allocator confirmed), allocators alternated within each round. Throughput in millions of operations per second; best peer ÷ hakmem above 1 means hakmem is behind. Thread counts above the machine's cores are oversubscribed (hollow points over the shaded band). hakmem's column of remote-free work comes from its stats: remote frees per operation, blocks per batch sent (one compare-and-swap each), blocks per collection by the owner.";
@@ -445,6 +463,8 @@ struct HtmlPage<'a> {
     pictures: Vec<PictureView<'a>>,
     ablation: String,
     syscalls: Option<String>,
+    footprint_note: &'static str,
+    footprint: Option<String>,
     scaling_note: &'static str,
     scaling: Vec<ScalingView>,
     scaling_error: Option<&'a str>,
@@ -661,6 +681,7 @@ mod tests {
             learning: None,
             sites: Vec::new(),
             scaling: Err("not run in this test".into()),
+            footprint: None,
             claims: vec![Claim {
                 claim: "the fast-path gap is structural".into(),
                 original: "31 vs 9 ns".into(),

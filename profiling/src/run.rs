@@ -386,6 +386,7 @@ pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
     }
     let sites = sites_section(&o.out, progress);
     let scaling = scaling_section(o, progress);
+    let footprint = crate::footprint::run(if o.quick { 1 } else { 3 }, progress);
     let r = Report {
         machine,
         quick: o.quick,
@@ -400,6 +401,7 @@ pub fn report(o: &ReportOptions) -> Result<PathBuf, String> {
         syscalls,
         sites,
         scaling,
+        footprint: Some(footprint),
     };
     std::fs::write(o.out.join("report.md"), r.markdown()).map_err(|e| e.to_string())?;
     let json = serde_json::to_string_pretty(&r.json()).map_err(|e| e.to_string())?;

@@ -297,6 +297,31 @@ pub fn contains(p: *const u8) -> bool {
     }
 }
 
+/// Calls `f` with every recorded big block, holding the table (so no block is released
+/// meanwhile: `release` removes a block from here before it unmaps it), and with the bytes
+/// of the table's array. False, having called nothing, when the table stayed busy for
+/// `wait_ns` (a report from a signal handler must not wait forever).
+pub fn for_each_locked(
+    wait_ns: u64,
+    mut f: impl FnMut(*mut u8),
+    array: impl FnOnce(*const u8, usize),
+) -> bool {
+    let Some(t) = TABLE.try_lock_within(wait_ns) else {
+        return false;
+    };
+    for i in 0..t.cap {
+        // SAFETY: `i` is below the capacity of the array the table holds.
+        let key = unsafe { Slots::slot(t.slots, i) }.load(Relaxed);
+        if key != 0 {
+            f(key as *mut u8);
+        }
+    }
+    if !t.slots.is_null() {
+        array(t.slots as *const u8, (t.cap + 1) * 8);
+    }
+    true
+}
+
 pub fn lock_for_fork() {
     TABLE.lock_forever();
 }

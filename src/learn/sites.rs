@@ -127,6 +127,29 @@ pub fn location(i: usize) -> Option<&'static Location<'static>> {
     unsafe { LOCATION[i].load(Relaxed).as_ref() }
 }
 
+/// The table's statics, each as (start, bytes): what the footprint measures as the site
+/// table (most of them are touched only in the sites mode).
+pub fn regions() -> [(*const u8, usize); 13] {
+    fn r<T>(x: &T) -> (*const u8, usize) {
+        (x as *const T as *const u8, core::mem::size_of_val(x))
+    }
+    [
+        r(&TABLE),
+        r(&ADDR),
+        r(&PEAK),
+        r(&STACKS),
+        r(&LOCATION),
+        r(&SIZES),
+        r(&TEMPORARY),
+        r(&TEMPORARY_PROCESS),
+        r(&LIVE_AT_PEAK),
+        r(&REACH),
+        r(&REACH_AGAIN),
+        r(&HEAP_LIVE),
+        r(&HEAP_PEAK),
+    ]
+}
+
 /// Size buckets of the sites mode: bucket 0 holds sizes up to 16 bytes, bucket k sizes in
 /// (2^(k+3), 2^(k+4)], the last one everything above 2^(SIZE_BUCKETS+2) (64 MiB).
 pub const SIZE_BUCKETS: usize = 24;

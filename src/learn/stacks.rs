@@ -214,6 +214,11 @@ fn find_or_claim(stack: &[usize]) -> Option<usize> {
     None
 }
 
+/// The table's place (`.bss`): for the footprint.
+pub fn region() -> (*const u8, usize) {
+    (TABLE.as_ptr() as *const u8, core::mem::size_of_val(&TABLE))
+}
+
 /// In a fork child: no other thread exists to be sampling.
 pub fn after_fork_in_child() {
     SAMPLING.store(false, Release);

@@ -233,6 +233,16 @@ pub struct PoolTotals {
 }
 
 /// Takes no lock (see `ALL_HEAPS`).
+/// Every heap there is (attached or parked), with its size: heaps are immortal.
+pub fn for_each_heap(mut f: impl FnMut(*const u8, usize)) {
+    let mut h = ALL_HEAPS.load(Acquire);
+    while !h.is_null() {
+        f(h as *const u8, core::mem::size_of::<Heap>());
+        // SAFETY: heaps on the list are immortal; `next_all` is written before publication.
+        h = unsafe { (*h).next_all };
+    }
+}
+
 pub fn totals() -> PoolTotals {
     let mut t = PoolTotals {
         remote_frees: REMOTE_FREES_WITHOUT_HEAP.load(Relaxed),

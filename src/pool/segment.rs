@@ -110,6 +110,33 @@ const MAP_ENTRIES: usize = 1 << (47 - SEGMENT_SHIFT);
 static SEGMENT_MAP: [AtomicU8; MAP_ENTRIES] = [const { AtomicU8::new(0) }; MAP_ENTRIES];
 const POOL: u8 = 1;
 
+/// Every pool segment's address, in address order, from the segment map: only the map's
+/// resident pages are read (a page of the map no segment ever touched holds none). The
+/// segments are not read: a caller measures their ranges (`os::resident`), which is safe
+/// even if another thread unmaps one meanwhile.
+pub fn for_each_address(mut f: impl FnMut(usize)) {
+    let map = SEGMENT_MAP.as_ptr() as usize;
+    os::for_each_resident_page(map as *const u8, MAP_ENTRIES, |page| {
+        let (from, to) = (
+            page.max(map) - map,
+            (page + os::PAGE).min(map + MAP_ENTRIES) - map,
+        );
+        for (i, entry) in SEGMENT_MAP.iter().enumerate().take(to).skip(from) {
+            if entry.load(Relaxed) == POOL {
+                f(i << SEGMENT_SHIFT);
+            }
+        }
+    });
+}
+
+/// The bytes of a segment's header (its page records and fields), at its start.
+pub const HEADER_BYTES: usize = core::mem::size_of::<Segment>();
+
+/// The segment map's own place (`.bss`): for the footprint.
+pub fn map_region() -> (*const u8, usize) {
+    (SEGMENT_MAP.as_ptr() as *const u8, MAP_ENTRIES)
+}
+
 /// Whether `p` points into a pool segment of this allocator.
 #[inline(always)]
 pub fn is_pool(p: *const u8) -> bool {
