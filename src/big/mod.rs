@@ -139,8 +139,9 @@ pub fn announce(p: *mut u8, size: usize, zeroed: bool) {
 /// nearest, or another site's) is resized to this class with `mremap` (its pages that stay
 /// keep their frames: no faults), unless it holds `size` with at most 2× to spare, the
 /// site's blocks grow by `realloc`, or the site holds one block at a time and asked for
-/// sizes near this block's lately (its reach: `sites::REACH`). Then the whole block is handed out, and the growth or the
-/// next larger request finds its pages resident: no `mremap`, no copy, no fault.
+/// sizes near this block's lately (its reach: `sites::REACH`). Then the whole block is
+/// handed out, and the growth or the next larger request finds its pages resident: no
+/// `mremap`, no copy, no fault.
 /// A hit makes the block hot: it stays cacheable whatever the threshold says later (the
 /// thermal policy's "hot → keep"). With the block, the bytes of it that are not resident
 /// yet (grown by `mremap`: their first touch faults), for the learner's cost.

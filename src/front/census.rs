@@ -44,7 +44,7 @@ pub fn record_alloc(caller: usize, size: usize, p: *mut u8) {
         }
         if let Some(s) = sample {
             let stack = s.record(caller, &frames[..n]);
-            if let Some(h) = live_header(p) {
+            if let Some((h, _)) = live_header(p) {
                 h.stack = stack;
             }
         }
@@ -76,8 +76,9 @@ fn count(slot: usize, size: usize, p: *mut u8) {
 }
 
 /// The header of `p` if it is a live block of ours with one (a pool block of the `reuse`
-/// front, which the sites mode runs, or a big block); None for null or a foreign pointer.
-fn live_header<'a>(p: *mut u8) -> Option<&'a mut AllocHeader> {
+/// front, which the sites mode runs, or a big block), and whether it is a pool block; None
+/// for null or a foreign pointer.
+fn live_header<'a>(p: *mut u8) -> Option<(&'a mut AllocHeader, bool)> {
     let pool = segment::is_pool(p) && segment::in_block_area(p);
     if !pool && !big::registry::contains(p) {
         return None;
@@ -86,7 +87,7 @@ fn live_header<'a>(p: *mut u8) -> Option<&'a mut AllocHeader> {
     // header in the 32 bytes before it; the caller owns the block (allocating or freeing
     // it), so no other thread writes the header now.
     let h = unsafe { &mut *AllocHeader::of(p) };
-    (h.magic == MAGIC && h.state == State::Live).then_some(h)
+    (h.magic == MAGIC && h.state == State::Live).then_some((h, pool))
 }
 
 /// A big block's site counts its live bytes in the allocator (`big::free`), so in a
@@ -98,7 +99,7 @@ pub fn lend_big(p: *mut u8) -> Option<(usize, usize)> {
     if p.is_null() || segment::is_pool(p) {
         return None; // most reallocs: a pool block, counted by `record_free`
     }
-    let h = live_header(p)?;
+    let (h, _) = live_header(p)?;
     let (slot, size) = (sites::slot(Site(h.site)), h.size as usize);
     sites::on_free(slot, size);
     Some((slot, size))
@@ -124,9 +125,11 @@ pub unsafe fn record_free(p: *mut u8) {
     if last {
         tls::set_last_alloc(0);
     }
-    let last_in_process = LAST_IN_PROCESS.swap(0, Relaxed) == p as usize;
-    let pool = segment::is_pool(p) && segment::in_block_area(p);
-    let Some(h) = live_header(p) else {
+    // Every free clears the process's last block; read first, so that frees in a row
+    // (another thread's too) do not all write this shared word.
+    let last_in_process =
+        LAST_IN_PROCESS.load(Relaxed) != 0 && LAST_IN_PROCESS.swap(0, Relaxed) == p as usize;
+    let Some((h, pool)) = live_header(p) else {
         return; // null, or not ours: `free` reports it
     };
     let slot = sites::slot(Site(h.site));
