@@ -14,7 +14,9 @@
 //! measured against). `HAKMEM_FRONT` picks
 //! the front end, `HAKMEM_SEED` the learners' seed, `HAKMEM_BIGCACHE_MB` the BigCache's cap,
 //! `HAKMEM_CHECK=1` the checked mode (every free validated), `HAKMEM_SITES=1` the sites
-//! mode (every C-ABI allocation counted per call site; the `reuse` front).
+//! mode (every C-ABI allocation counted per call site; the `reuse` front), `HAKMEM_THP`
+//! transparent huge pages for big blocks (`site`, the default: per site, off for the sites
+//! found writing their blocks sparsely; `1` every big block of 2 MiB and more; `0` none).
 //! Nothing here allocates: an unknown value prints one warning line and the default holds.
 
 use core::cell::UnsafeCell;
@@ -48,6 +50,33 @@ impl Mode {
             "balanced" => Mode::Balanced,
             "learning" => Mode::Learning,
             "research" => Mode::Research,
+            _ => return None,
+        })
+    }
+}
+
+/// Whether a fresh big block of at least one huge page (2 MiB) is mapped 2 MiB-aligned with
+/// `MADV_HUGEPAGE`, so that the kernel's transparent huge pages (`always` or `madvise`)
+/// back it: one fault per 2 MiB instead of 512, at the price of whole 2 MiB frames for a
+/// block written only in part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HugePages {
+    /// Never (`HAKMEM_THP=0`).
+    Off,
+    /// Per site: presumed dense, until a plain probe block of the site, measured when freed,
+    /// shows it writes its blocks only in part (the default; `learn::sites::dense`).
+    PerSite,
+    /// Every big block that spans a huge page (`HAKMEM_THP=1`).
+    On,
+}
+
+impl HugePages {
+    pub const NAMES: &'static str = "0|1|site";
+    fn parse(s: &str) -> Option<HugePages> {
+        Some(match s {
+            "0" | "off" => HugePages::Off,
+            "1" | "on" => HugePages::On,
+            "site" => HugePages::PerSite,
             _ => return None,
         })
     }
@@ -115,6 +144,8 @@ pub struct Config {
     /// `check || sites`: whether a C-ABI free off the fast path has anything to do before
     /// the front frees (one test on that path for both).
     pub free_hooks: bool,
+    /// Transparent huge pages for big blocks (`HAKMEM_THP`).
+    pub huge_pages: HugePages,
 }
 
 /// The BigCache's cap: 4 GiB of mappings unless `HAKMEM_BIGCACHE_MB` says otherwise (up to
@@ -154,6 +185,11 @@ impl Config {
             sites: false,
             sample_bytes: DEFAULT_SAMPLE_BYTES,
             free_hooks: false,
+            huge_pages: if matches!(mode, Mode::Minimal) {
+                HugePages::Off
+            } else {
+                HugePages::PerSite
+            },
         }
     }
 
@@ -221,6 +257,12 @@ impl Config {
                     c.ucb1 = false;
                 }
                 _ => bad("HAKMEM_THRESHOLD_KB", v, "1..=1048576"),
+            }
+        }
+        if let Some(v) = var("HAKMEM_THP") {
+            match HugePages::parse(v) {
+                Some(h) => c.huge_pages = h,
+                None => bad("HAKMEM_THP", v, HugePages::NAMES),
             }
         }
         if let Some(v) = var("HAKMEM_SAMPLE_BYTES") {
@@ -389,6 +431,17 @@ mod tests {
         ]);
         assert!(!c.elo && !c.bigcache && !c.check);
         assert_eq!((c.front, c.seed), (Front::Reuse, 7));
+        let (c, w) = parse(&[("HAKMEM_THP", "1")]);
+        assert_eq!((c.huge_pages, w.len()), (HugePages::On, 0));
+        let (c, w) = parse(&[("HAKMEM_THP", "yes")]);
+        assert_eq!(
+            c.huge_pages,
+            HugePages::PerSite,
+            "a bad value keeps the default"
+        );
+        assert!(w.iter().any(|l| l.contains("HAKMEM_THP")));
+        let (c, _) = parse(&[("HAKMEM_MODE", "minimal")]);
+        assert_eq!(c.huge_pages, HugePages::Off);
         let (c, _) = parse(&[("HAKMEM_BIGCACHE_MB", "256")]);
         assert_eq!(c.bigcache_cap, 256 << 20);
         let (c, _) = parse(&[("HAKMEM_CHECK", "1")]);

@@ -10,6 +10,8 @@ use core::sync::atomic::{
 /// The base page size. x86-64 and aarch64 Linux both use 4 KiB base pages for anonymous
 /// mappings unless configured otherwise; `init` checks it against `sysconf`.
 pub const PAGE: usize = 4096;
+/// A transparent huge page (x86-64's and arm64's PMD with 4 KiB pages).
+pub const HUGE_PAGE: usize = 2 << 20;
 
 static MMAP: AtomicU64 = AtomicU64::new(0);
 static MUNMAP: AtomicU64 = AtomicU64::new(0);

@@ -385,8 +385,8 @@ impl Snapshot {
         )?;
         write!(
             w,
-            "\"big\":{{\"allocs\":{},\"frees\":{},\"splits\":{}}},",
-            self.big.allocs, self.big.frees, self.big.splits
+            "\"big\":{{\"allocs\":{},\"frees\":{},\"splits\":{},\"huge_maps\":{}}},",
+            self.big.allocs, self.big.frees, self.big.splits, self.big.huge_maps
         )?;
         let b = &self.bigcache;
         write!(
@@ -459,8 +459,8 @@ impl Snapshot {
         }
         writeln!(
             w,
-            "  big      : {} allocs, {} frees, {} cached blocks split",
-            self.big.allocs, self.big.frees, self.big.splits
+            "  big      : {} allocs, {} frees, {} cached blocks split, {} mapped for huge pages",
+            self.big.allocs, self.big.frees, self.big.splits, self.big.huge_maps
         )?;
         writeln!(
             w,

@@ -60,6 +60,20 @@ fn minor_faults() -> u64 {
     }
 }
 
+/// Transparent huge pages faulted in, machine-wide (`thp_fault_alloc` of `/proc/vmstat`;
+/// the learning study runs one child at a time, so the difference over a run is its own).
+/// Each is one fault that wrote 2 MiB: 512 of the small-page faults it replaces.
+fn huge_page_faults() -> u64 {
+    std::fs::read_to_string("/proc/vmstat")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("thp_fault_alloc "))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -264,13 +278,15 @@ fn learning_run(
         names,
         faults: FaultLedger::default(),
     };
-    let (cpu0, faults0) = (cpu_ms(), minor_faults());
+    let (cpu0, faults0, huge0) = (cpu_ms(), minor_faults(), huge_page_faults());
     let extra = body(&mut heap);
+    let huge = huge_page_faults().saturating_sub(huge0);
     let mut out = serde_json::json!({
         "workload": workload,
         "allocator": alloc,
         "cpu_ms": cpu_ms() - cpu0,
         "page_faults": minor_faults() - faults0,
+        "huge_page_faults": huge,
         "peak_rss_kib": peak_rss_kib(),
         "faults_by_decision": heap.faults.rows(),
     });

@@ -1,6 +1,8 @@
 //! Does learning pay? A workload where per-site policy matters, run with the learner, with
-//! each of the ELO's 12 thresholds as a fixed policy (`HAKMEM_THRESHOLD_KB`), and with the
-//! peers, each in its own child process, on one composite cost.
+//! each of the ELO's 12 thresholds as a fixed policy (`HAKMEM_THRESHOLD_KB`), without and
+//! with transparent huge pages (`HAKMEM_THP=0|1`; the learner picks them per site), and with
+//! the peers, each in its own child process, 3 times alternated (medians), on one
+//! composite cost.
 //!
 //! The workload (`run-workload --workload learning`): three call sites, two phases.
 //! - phase 1, 60 rounds: site A reuses a 1 MiB buffer (allocate, write every page, free,
@@ -20,7 +22,7 @@
 //! Each run also counts its page faults by site and by what the allocator did (a fresh
 //! mapping, a BigCache hit, one resized by `mremap`, a pool block, a free): where the
 //! faults come from, beside the peers' faults per site. Two more workloads run the same
-//! way (learned, every fixed threshold, the peers): a server (`learning-server`) and a
+//! way (learned, every fixed policy, the peers): a server (`learning-server`) and a
 //! compiler (`learning-compiler`), whose shapes `child.rs` describes.
 
 use crate::ablation::run_child;
@@ -34,9 +36,11 @@ pub struct Run {
     pub config: String,
     pub cpu_ms: f64,
     pub page_faults: f64,
+    /// Of `page_faults`, those that brought in a transparent huge page (2 MiB).
+    pub huge_page_faults: f64,
     pub peak_rss_kib: f64,
     /// 0.4·cpu + 0.3·faults + 0.3·RSS, each over the best hakmem run's (1.0 = best on all
-    /// three; a peer can go below 1).
+    /// three; a peer can go below 1). Faults in small-page equivalents (`fault_pages`).
     pub cost: f64,
     /// Page faults by site and by what the allocator did (a peer: "allocation" / "free").
     pub faults_by_decision: Vec<FaultRow>,
@@ -52,7 +56,7 @@ pub struct FaultRow {
 }
 
 /// How the fault table is made.
-pub const FAULT_NOTE: &str = "Each allocation's page faults are counted around the call and the first touch of its pages (getrusage), each free's around the free; for hakmem they are filed by what its counters say it did (a fresh mapping, a BigCache hit, one split from a larger block or another site's, one resized by mremap, a pool block). Shown: the learned run, the best fixed threshold, glibc and mimalloc (the peers only by site). A fresh mapping or an mremap growth faults once per page written; a resident block reused does not.";
+pub const FAULT_NOTE: &str = "Each allocation's page faults are counted around the call and the first touch of its pages (getrusage), each free's around the free; for hakmem they are filed by what its counters say it did (a fresh mapping, a BigCache hit, one split from a larger block or another site's, one resized by mremap, a pool block). Shown: the learned run, the best fixed policy, glibc and mimalloc (the peers only by site). A fresh mapping or an mremap growth faults once per page written; a resident block reused does not.";
 
 /// The other workloads of the study (`learning-server`, `learning-compiler`).
 pub const OTHER_WORKLOADS: [(&str, &str); 2] = [
@@ -86,7 +90,9 @@ pub struct Study {
     pub errors: Vec<String>,
 }
 
-/// The fixed policies: the ELO's thresholds, in KiB.
+/// The fixed thresholds: the ELO's, in KiB. Each runs as a fixed policy twice: without
+/// transparent huge pages (`HAKMEM_THP=0`) and with them for every big block that spans one
+/// (`HAKMEM_THP=1`); the learned runs choose per site (`HAKMEM_THP=site`, the default).
 pub fn fixed_thresholds_kib() -> Vec<usize> {
     hakmem::learn::elo::THRESHOLDS
         .iter()
@@ -94,8 +100,13 @@ pub fn fixed_thresholds_kib() -> Vec<usize> {
         .collect()
 }
 
-/// Runs every configuration of `workload` once (learned, in research mode too when
-/// `research`, 12 fixed thresholds, the peers): the raw JSON of each, by name.
+/// Runs of each configuration; the study reports the median of each figure (CPU time
+/// moves by a third between runs of one configuration on a shared machine).
+pub const REPS: usize = 3;
+
+/// Runs every configuration of `workload` `REPS` times (learned, in research mode too when
+/// `research`; the 12 fixed thresholds without and with transparent huge pages; the peers):
+/// the raw JSON of each, by name, its figures the medians of its runs.
 fn run_workload(
     exe: &Path,
     workload: &str,
@@ -103,37 +114,72 @@ fn run_workload(
     errors: &mut Vec<String>,
     progress: &mut impl FnMut(&str),
 ) -> Vec<(String, Value)> {
-    let mut raw: Vec<(String, Value)> = Vec::new();
-    let mut one = |name: String, env: Vec<(&str, String)>, alloc: &str| {
-        progress(&format!("{workload}: {name}"));
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        match run_child(exe, workload, 1, true, &env, alloc) {
-            Ok(v) => raw.push((name, v)),
-            Err(e) => errors.push(format!("{workload}, {name}: {e}")),
-        }
-    };
-    one("learned (ELO)".into(), vec![], "hakmem");
+    let mut configs: Vec<(String, Vec<(&str, String)>, &str)> =
+        vec![("learned (ELO)".into(), vec![], "hakmem")];
     if research {
-        one(
+        configs.push((
             "learned (research mode)".into(),
             vec![("HAKMEM_MODE", "research".to_string())],
             "hakmem",
-        );
+        ));
     }
-    for kb in fixed_thresholds_kib() {
-        one(
-            format!("fixed {}", human_kib(kb)),
-            vec![("HAKMEM_THRESHOLD_KB", kb.to_string())],
-            "hakmem",
-        );
+    for (thp, suffix) in [("0", ""), ("1", " + THP")] {
+        for kb in fixed_thresholds_kib() {
+            configs.push((
+                format!("fixed {}{suffix}", human_kib(kb)),
+                vec![
+                    ("HAKMEM_THRESHOLD_KB", kb.to_string()),
+                    ("HAKMEM_THP", thp.to_string()),
+                ],
+                "hakmem",
+            ));
+        }
     }
     for peer in ["system", "mimalloc", "jemalloc"] {
-        one(peer.into(), vec![], peer);
+        configs.push((peer.into(), vec![], peer));
     }
-    raw
+    let mut runs: Vec<Vec<Value>> = vec![Vec::new(); configs.len()];
+    // Alternated: each round runs every configuration once, so that a slow spell of the
+    // machine lands on all of them alike.
+    for rep in 0..REPS {
+        for ((name, env, alloc), got) in configs.iter().zip(&mut runs) {
+            progress(&format!("{workload}: {name} ({}/{REPS})", rep + 1));
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            match run_child(exe, workload, 1, true, &env, alloc) {
+                Ok(v) => got.push(v),
+                Err(e) => errors.push(format!("{workload}, {name}: {e}")),
+            }
+        }
+    }
+    configs
+        .into_iter()
+        .zip(runs)
+        .filter_map(|((name, _, _), got)| median_run(got).map(|v| (name, v)))
+        .collect()
 }
 
-/// Runs the study: the three-site workload and the others, every configuration once.
+/// The run of `got` with the median CPU time (its fault table and learning curves), its
+/// CPU time, page faults and peak RSS each replaced by the median of all of `got`.
+fn median_run(mut got: Vec<Value>) -> Option<Value> {
+    let median = |got: &[Value], k: &str| {
+        let mut xs: Vec<f64> = got.iter().filter_map(|v| v[k].as_f64()).collect();
+        xs.sort_by(f64::total_cmp);
+        xs.get(xs.len() / 2).copied()
+    };
+    let fields =
+        ["cpu_ms", "page_faults", "huge_page_faults", "peak_rss_kib"].map(|k| (k, median(&got, k)));
+    let cpu = fields[0].1?;
+    let at = got.iter().position(|v| v["cpu_ms"].as_f64() == Some(cpu))?;
+    let mut v = got.swap_remove(at);
+    for (k, m) in fields {
+        if let Some(m) = m {
+            v[k] = m.into();
+        }
+    }
+    Some(v)
+}
+
+/// Runs the study: the three-site workload and the others, every configuration `REPS` times.
 pub fn run(exe: &Path, mut progress: impl FnMut(&str)) -> Study {
     let mut study = Study::default();
     let raw = run_workload(exe, "learning", true, &mut study.errors, &mut progress);
@@ -171,6 +217,7 @@ pub fn costs(raw: &[(String, Value)]) -> Vec<Run> {
             config: name.clone(),
             cpu_ms: get(v, "cpu_ms"),
             page_faults: get(v, "page_faults"),
+            huge_page_faults: v["huge_page_faults"].as_f64().unwrap_or(0.0),
             peak_rss_kib: get(v, "peak_rss_kib"),
             cost: 0.0,
             faults_by_decision: serde_json::from_value(v["faults_by_decision"].clone())
@@ -197,15 +244,24 @@ pub fn costs(raw: &[(String, Value)]) -> Vec<Run> {
     };
     let (c, p, r) = (
         best(|r| r.cpu_ms),
-        best(|r| r.page_faults),
+        best(fault_pages),
         best(|r| r.peak_rss_kib),
     );
     for run in &mut runs {
         run.cost = 0.4 * run.cpu_ms / c
-            + 0.3 * run.page_faults.max(1.0) / p.max(1.0)
+            + 0.3 * fault_pages(run).max(1.0) / p.max(1.0)
             + 0.3 * run.peak_rss_kib / r;
     }
     runs
+}
+
+/// A run's page faults in small-page equivalents: a huge-page fault writes 2 MiB, the work
+/// of the 512 small-page faults it replaces. Counted as one, it would make any run with huge
+/// pages (mimalloc's arenas, hakmem's `HAKMEM_THP`) look 500 times cheaper in faults while
+/// its CPU time already holds what the fault cost; counted this way, the fault term
+/// measures the memory first-touched, and the CPU term what touching it took.
+pub fn fault_pages(r: &Run) -> f64 {
+    r.page_faults + 511.0 * r.huge_page_faults
 }
 
 /// The learned run of `runs` (the first, as users get it).
@@ -224,7 +280,7 @@ fn cheapest(runs: &[Run], keep: fn(&Run) -> bool) -> Option<&Run> {
         .min_by(|a, b| a.cost.total_cmp(&b.cost))
 }
 
-/// The verdict on one workload in one sentence, naming the best fixed threshold and the
+/// The verdict on one workload in one sentence, naming the best fixed policy and the
 /// best peer with their costs: the learner is compared with both, never only with its own
 /// options.
 pub fn verdict_of(runs: &[Run]) -> String {
@@ -254,7 +310,7 @@ pub fn verdict_of(runs: &[Run]) -> String {
         }
     };
     format!(
-        "the learner costs {:.3}: it {} — the best fixed threshold — and {} — the best peer",
+        "the learner costs {:.3}: it {} — the best fixed policy — and {} — the best peer",
         l.cost,
         vs(f),
         vs(p)
@@ -279,7 +335,7 @@ impl Study {
     }
 
     /// Where the faults come from: per site and per decision for the learned run and the
-    /// best fixed threshold, per site for the peers (which say nothing of their decisions).
+    /// best fixed policy, per site for the peers (which say nothing of their decisions).
     pub fn fault_table(runs: &[Run]) -> microbench::table::Table {
         let mut t = microbench::table::Table::new(&[
             "configuration",
@@ -326,6 +382,8 @@ impl Study {
             "configuration",
             "CPU ms",
             "page faults",
+            "of which huge pages",
+            "faults in 4 KiB pages",
             "peak RSS MiB",
             "composite cost (1.0 = best on all three)",
         ]);
@@ -334,6 +392,8 @@ impl Study {
                 r.config.clone(),
                 format!("{:.1}", r.cpu_ms),
                 format!("{:.0}", r.page_faults),
+                format!("{:.0}", r.huge_page_faults),
+                format!("{:.0}", fault_pages(r)),
                 format!("{:.1}", r.peak_rss_kib / 1024.0),
                 format!("{:.3}", r.cost),
             ]);
@@ -488,7 +548,7 @@ mod tests {
         };
         let v = study.verdict();
         assert!(
-            v.contains("loses to fixed 1 MiB") && v.contains("the best fixed threshold"),
+            v.contains("loses to fixed 1 MiB") && v.contains("the best fixed policy"),
             "{v}"
         );
         // The verdict names the best peer too, so a reader cannot take "beats its own

@@ -74,7 +74,7 @@ fn map_fresh(
         }
         _ => (Method::Heap, size),
     };
-    big::map(size, capacity, align, method, site)
+    big::map(size, capacity, align, method, site, slot)
 }
 
 /// The sampled cost of one big allocation: time, the page faults its first touches will

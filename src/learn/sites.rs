@@ -98,6 +98,65 @@ pub fn reach(i: usize) -> usize {
     REACH[i].load(Relaxed)
 }
 
+/// Per entry, how densely the site writes its big blocks, for its transparent huge pages
+/// (`config::HugePages::PerSite`): the part of a freed plain block's whole 2 MiB chunks
+/// that was resident, in 1/256 (low 16 bits, an average that gives the newest block 1/4),
+/// and how many blocks were measured (high 16 bits). A huge page makes all of its 2 MiB
+/// resident at the first write, so a site whose blocks are written only in part loses
+/// them: there they would hold memory nobody wrote (a 4 MiB buffer filled to 800 KiB:
+/// 2 MiB resident instead of 800 KiB).
+static DENSITY: [AtomicU32; SITES + 1] = [const { AtomicU32::new(0) }; SITES + 1];
+/// Per entry, frees of blocks that could be measured: the first few are, then one in 16.
+static DENSITY_FREES: [AtomicU32; SITES + 1] = [const { AtomicU32::new(0) }; SITES + 1];
+/// Per entry, fresh blocks of a huge page or more mapped: one in `PROBE_EVERY` (the first
+/// included) is mapped plain, to be measured when it is freed (a huge page reads resident
+/// whole, so only a plain block tells how much the site writes).
+static HUGE_CANDIDATES: [AtomicU32; SITES + 1] = [const { AtomicU32::new(0) }; SITES + 1];
+pub const PROBE_EVERY: u32 = 8;
+/// Dense: at least 7/8 of the chunks resident (a huge page then wastes at most 1/8).
+pub const DENSE: u32 = 224;
+
+/// Whether site `i`'s free of a measurable block should measure it (a `mincore` call):
+/// the site's first 4 such frees, then one in 16, so that a site whose blocks stop being
+/// written densely loses its huge pages again, and a sparse one that starts gets them.
+pub fn density_due(i: usize) -> bool {
+    let n = DENSITY_FREES[i].fetch_add(1, Relaxed);
+    n < 4 || n.is_multiple_of(16)
+}
+
+/// Notes that `resident` of `len` bytes of a block site `i` freed were resident.
+pub fn note_density(i: usize, resident: usize, len: usize) {
+    if len == 0 {
+        return;
+    }
+    let f = (resident.min(len) as u64 * 256 / len as u64) as u32;
+    let v = DENSITY[i].load(Relaxed);
+    let (n, d) = (v >> 16, v & 0xffff);
+    let d = if n == 0 { f } else { (3 * d + f) / 4 };
+    DENSITY[i].store(((n + 1).min(0xffff) << 16) | d, Relaxed);
+}
+
+/// Whether site `i`'s next fresh block of a huge page or more should get transparent huge
+/// pages: yes unless it is the site's probe (one in `PROBE_EVERY`, the first included) or
+/// the site wrote its last measured blocks sparsely. A site is presumed dense until a probe
+/// says otherwise, as mimalloc marks every arena for huge pages: a big block is most often
+/// written whole (a buffer filled, an array built), and the first blocks of a program, all
+/// mapped before any is freed, are where the faults are.
+pub fn huge_pages_for_next(i: usize) -> bool {
+    let n = HUGE_CANDIDATES[i].fetch_add(1, Relaxed);
+    if n.is_multiple_of(PROBE_EVERY) {
+        return false;
+    }
+    dense(i)
+}
+
+/// Whether site `i` is (presumed) dense: nothing measured yet, or its average at least
+/// `DENSE`.
+pub fn dense(i: usize) -> bool {
+    let v = DENSITY[i].load(Relaxed);
+    v >> 16 == 0 || v & 0xffff >= DENSE
+}
+
 /// Per entry, the most bytes the site had live at once.
 pub static PEAK: [AtomicI64; SITES + 1] = [const { AtomicI64::new(0) }; SITES + 1];
 
@@ -335,6 +394,33 @@ pub fn used() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_pages_go_to_sites_that_write_their_blocks_densely() {
+        let (dense_site, sparse) = (slot(Site(0xABCD_0301)), slot(Site(0xABCD_0302)));
+        // Presumed dense; the first block and one in 8 after it are plain probes.
+        let next: Vec<bool> = (0..16).map(|_| huge_pages_for_next(dense_site)).collect();
+        assert_eq!(next.iter().filter(|&&h| !h).count(), 2);
+        assert!(!next[0] && !next[8]);
+        note_density(dense_site, (4 << 20) - (64 << 10), 4 << 20);
+        assert!(dense(dense_site));
+        note_density(sparse, 800 << 10, 4 << 20);
+        assert!(!dense(sparse), "a fifth written");
+        assert!((0..16).all(|_| !huge_pages_for_next(sparse)));
+        // A dense site that starts writing its blocks sparsely loses them; one that
+        // writes densely again gets them back.
+        note_density(dense_site, 1 << 20, 4 << 20);
+        assert!(!dense(dense_site));
+        for _ in 0..3 {
+            note_density(dense_site, 4 << 20, 4 << 20);
+        }
+        assert!(dense(dense_site));
+        // The first frees are measured, then one in 16.
+        let k = slot(Site(0xABCD_0303));
+        let due: Vec<bool> = (0..40).map(|_| density_due(k)).collect();
+        assert!(due[..4].iter().all(|&d| d));
+        assert_eq!(due.iter().filter(|&&d| d).count(), 4 + 2);
+    }
 
     #[test]
     fn a_reach_counts_once_the_site_comes_back_to_it_and_fades() {
