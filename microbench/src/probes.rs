@@ -152,7 +152,7 @@ fn bigcache_hit() -> Run {
     let _ = cache::put(slot, 2, block, FAKE_SPAN, NEVER_IDLE, NO_CAP, NO_CAP);
     Box::new(move || {
         for _ in 0..OPS {
-            let v = cache::take(slot, 2, true);
+            let v = cache::take(slot, 2);
             let (v, _) = black_box(v.expect("the probe's block is cached"));
             let _ = cache::put(slot, 2, v, FAKE_SPAN, NEVER_IDLE, NO_CAP, NO_CAP);
         }
@@ -163,7 +163,7 @@ fn bigcache_miss() -> Run {
     let slot = probe_slot();
     Box::new(move || {
         for _ in 0..OPS {
-            black_box(cache::take(slot, 7, true));
+            black_box(cache::take(slot, 7));
         }
     })
 }

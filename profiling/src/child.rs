@@ -34,10 +34,11 @@ pub fn run_probe(name: &str, iters: u64, seconds: Option<f64>) -> Result<(), Str
     Ok(())
 }
 
-pub const WORKLOADS: [&str; 11] = [
+pub const WORKLOADS: [&str; 12] = [
     "learning",
     "learning-server",
     "learning-compiler",
+    "learning-proxy",
     "reuse_path",
     "json",
     "mir",
@@ -96,7 +97,12 @@ pub fn run_workload(name: &str, reps: usize, warm: bool, alloc: &str) -> Result<
     static REUSE: hakmem::ReuseFront = hakmem::ReuseFront;
     let peer =
         microbench::peers::by_name(alloc).ok_or_else(|| format!("no allocator named {alloc:?}"))?;
-    let learning = ["learning", "learning-server", "learning-compiler"];
+    let learning = [
+        "learning",
+        "learning-server",
+        "learning-compiler",
+        "learning-proxy",
+    ];
     if alloc != "hakmem" && Scenario::parse(name).is_none() && !learning.contains(&name) {
         return Err(format!(
             "{name} runs under hakmem only (--alloc is for the scenarios)"
@@ -107,6 +113,7 @@ pub fn run_workload(name: &str, reps: usize, warm: bool, alloc: &str) -> Result<
         "learning" => return Ok(learning_phases(alloc, peer.alloc).to_string()),
         "learning-server" => return Ok(learning_server(alloc, peer.alloc).to_string()),
         "learning-compiler" => return Ok(learning_compiler(alloc, peer.alloc).to_string()),
+        "learning-proxy" => return Ok(learning_proxy(alloc, peer.alloc).to_string()),
         _ => {}
     }
     let mut one: Box<dyn FnMut() -> usize> = match name {
@@ -229,6 +236,12 @@ impl SiteHeap {
     }
 
     fn get(&mut self, site: usize, size: usize) -> Block {
+        self.get_filled(site, size, size)
+    }
+
+    /// A block of `size` bytes of which the first `filled` are written (a buffer sized for
+    /// the largest message, filled to this one's).
+    fn get_filled(&mut self, site: usize, size: usize, filled: usize) -> Block {
         let l = Layout::from_size_align(size, 16).unwrap();
         let (f0, s0) = (minor_faults(), self.hakmem.then(hakmem::stats::snapshot));
         let p = if self.hakmem {
@@ -238,10 +251,7 @@ impl SiteHeap {
             unsafe { self.peer.alloc(l) }
         };
         assert!(!p.is_null(), "out of memory in a learning workload");
-        for o in (0..size).step_by(4096) {
-            // SAFETY: inside the block just allocated.
-            unsafe { p.add(o).write_volatile(1) };
-        }
+        fill(p, filled.min(size));
         let how = s0.map_or("allocation", |s0| {
             alloc_decision(&s0, &hakmem::stats::snapshot())
         });
@@ -261,6 +271,14 @@ impl SiteHeap {
         }
         let how = s0.map_or("free", |s0| free_decision(&s0, &hakmem::stats::snapshot()));
         self.faults.add(self.names[site], how, minor_faults() - f0);
+    }
+}
+
+/// Writes one byte in every page of the first `len` bytes at `p`.
+fn fill(p: *mut u8, len: usize) {
+    for o in (0..len).step_by(4096) {
+        // SAFETY: callers pass a live block of at least `len` bytes.
+        unsafe { p.add(o).write_volatile(1) };
     }
 }
 
@@ -401,6 +419,52 @@ fn learning_compiler(alloc: &str, peer: &'static (dyn GlobalAlloc + Sync)) -> se
                 let out: Vec<Block> = (0..6).map(|_| h.get(2, MIB)).collect();
                 tree.into_iter().chain(out).for_each(|b| h.put(b));
             }
+            serde_json::json!({})
+        },
+    )
+}
+
+/// A proxy (`learning-proxy`): 48 connections, each with a receive buffer of 4 MiB (sized
+/// for the largest request) that each request fills to its own size (64–512 KiB), a
+/// connection replaced (its buffer freed, a new one allocated) every 30 of its requests;
+/// per request a 1 MiB response assembled whole; every 40th request a 2 MiB entry for a
+/// response cache that grows to 48 entries, then drops its oldest. The buffers are written
+/// in part (a huge page would hold 2 MiB for 64–512 KiB written), the cache entries whole:
+/// a site whose blocks want small pages beside one whose blocks want huge ones.
+fn learning_proxy(alloc: &str, peer: &'static (dyn GlobalAlloc + Sync)) -> serde_json::Value {
+    learning_run(
+        "learning-proxy",
+        alloc,
+        peer,
+        &["connection", "response", "cache"],
+        |h| {
+            const CONNECTIONS: usize = 48;
+            let mut conns: Vec<Option<Block>> = vec![None; CONNECTIONS];
+            let mut cache = std::collections::VecDeque::new();
+            for req in 0..6000usize {
+                let c = req % CONNECTIONS;
+                let len = (1 + req * 7919 % 8) * (64 << 10);
+                if (req / CONNECTIONS).is_multiple_of(30) && req >= CONNECTIONS {
+                    if let Some(b) = conns[c].take() {
+                        h.put(b);
+                    }
+                }
+                match conns[c] {
+                    Some((p, _, _)) => fill(p, len),
+                    None => conns[c] = Some(h.get_filled(0, 4 * MIB, len)),
+                }
+                let b = h.get(1, MIB);
+                h.put(b);
+                if req % 40 == 0 {
+                    cache.push_back(h.get(2, 2 * MIB));
+                    if cache.len() > 48 {
+                        let old = cache.pop_front().expect("over 48");
+                        h.put(old);
+                    }
+                }
+            }
+            conns.into_iter().flatten().for_each(|b| h.put(b));
+            cache.into_iter().for_each(|b| h.put(b));
             serde_json::json!({})
         },
     )

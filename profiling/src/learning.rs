@@ -22,8 +22,9 @@
 //! Each run also counts its page faults by site and by what the allocator did (a fresh
 //! mapping, a BigCache hit, one resized by `mremap`, a pool block, a free): where the
 //! faults come from, beside the peers' faults per site. Two more workloads run the same
-//! way (learned, every fixed policy, the peers): a server (`learning-server`) and a
-//! compiler (`learning-compiler`), whose shapes `child.rs` describes.
+//! way (learned, every fixed policy, the peers): a server (`learning-server`), a compiler
+//! (`learning-compiler`) and a proxy whose two big sites want opposite pages
+//! (`learning-proxy`), whose shapes `child.rs` describes.
 
 use crate::ablation::run_child;
 use serde::Serialize;
@@ -59,7 +60,7 @@ pub struct FaultRow {
 pub const FAULT_NOTE: &str = "Each allocation's page faults are counted around the call and the first touch of its pages (getrusage), each free's around the free; for hakmem they are filed by what its counters say it did (a fresh mapping, a BigCache hit, one split from a larger block or another site's, one resized by mremap, a pool block). Shown: the learned run, the best fixed policy, glibc and mimalloc (the peers only by site). A fresh mapping or an mremap growth faults once per page written; a resident block reused does not.";
 
 /// The other workloads of the study (`learning-server`, `learning-compiler`).
-pub const OTHER_WORKLOADS: [(&str, &str); 2] = [
+pub const OTHER_WORKLOADS: [(&str, &str); 3] = [
     (
         "learning-server",
         "a server: 3000 requests, each a 256–832 KiB request buffer and a 1.5–2 MiB response buffer (allocated, written, freed), every tenth a 2 MiB entry of a long-lived cache of 24",
@@ -67,6 +68,10 @@ pub const OTHER_WORKLOADS: [(&str, &str); 2] = [
     (
         "learning-compiler",
         "a compiler: 12 units, each 40 tree blocks of 384–640 KiB kept for the unit, 8 passes over a 3 MiB scratch buffer, 6 output chunks of 1 MiB, all freed at the unit's end",
+    ),
+    (
+        "learning-proxy",
+        "a proxy: 48 connections, each a 4 MiB receive buffer filled to each request's 64–512 KiB and replaced every 30 of its requests; a 1 MiB response per request; a response cache of 2 MiB entries, written whole, growing to 48 (6000 requests)",
     ),
 ];
 

@@ -203,16 +203,14 @@ fn forget(site_slot: usize, span: usize) {
 /// site's block of the class (it needs no resize); then a block of the site's nearest class
 /// (larger first: shrinking it is cheaper than growing a smaller one), which the caller
 /// resizes; then another site's nearest (any cached block beats a fresh mapping and its
-/// page faults). `grow: false` leaves smaller blocks where they are (the caller maps a
-/// fresh block with huge pages rather than grow one by `mremap`, whose new pages fault one
-/// by one). Returns the block and its class. Counts a hit (a resize, a block of another
-/// site) or a miss.
+/// page faults). Returns the block and its class. Counts a hit (a resize, a block of
+/// another site) or a miss.
 #[inline]
-pub fn take(site_slot: usize, class: usize, grow: bool) -> Option<(usize, usize)> {
+pub fn take(site_slot: usize, class: usize) -> Option<(usize, usize)> {
     let own = site_slot % SITE_SLOTS;
     match STACK[index(own, class)].pop() {
         Some(i) => Some(hand_out(i, class, own)),
-        None => take_elsewhere(own, class, grow),
+        None => take_elsewhere(own, class),
     }
 }
 
@@ -220,7 +218,7 @@ pub fn take(site_slot: usize, class: usize, grow: bool) -> Option<(usize, usize)
 /// classes, then the other sites' (each nearest first).
 #[cold]
 #[inline(never)]
-fn take_elsewhere(own: usize, class: usize, grow: bool) -> Option<(usize, usize)> {
+fn take_elsewhere(own: usize, class: usize) -> Option<(usize, usize)> {
     if BYTES.load(Relaxed) == 0 {
         MISSES.fetch_add(1, Relaxed);
         return None; // nothing cached anywhere: no search
@@ -236,8 +234,8 @@ fn take_elsewhere(own: usize, class: usize, grow: bool) -> Option<(usize, usize)
     // it (a site whose requests climb to 8 MiB and start again) then faults it back in.
     let exact = || others().find_map(|s| STACK[index(s, class)].pop().map(|i| (i, class, s)));
     let Some((i, found, site)) = exact()
-        .or_else(|| pop_nearest(own, class, grow))
-        .or_else(|| others().find_map(|s| pop_nearest(s, class, grow)))
+        .or_else(|| pop_nearest(own, class))
+        .or_else(|| others().find_map(|s| pop_nearest(s, class)))
     else {
         MISSES.fetch_add(1, Relaxed);
         return None;
@@ -263,9 +261,8 @@ fn hand_out(i: usize, found: usize, site: usize) -> (usize, usize) {
 
 /// Pops the node of `site`'s block nearest to `class`: (node, its class, `site`).
 #[inline]
-fn pop_nearest(site: usize, class: usize, grow: bool) -> Option<(usize, usize, usize)> {
-    let smaller = if grow { 0..class } else { 0..0 };
-    let nearest = (class + 1..CLASSES.len()).chain(smaller.rev());
+fn pop_nearest(site: usize, class: usize) -> Option<(usize, usize, usize)> {
+    let nearest = (class + 1..CLASSES.len()).chain((0..class).rev());
     core::iter::once(class)
         .chain(nearest)
         .find_map(|c| STACK[index(site, c)].pop().map(|i| (i, c, site)))
@@ -394,7 +391,7 @@ mod tests {
     /// the stack for a moment (a lookup then misses, by design).
     fn hit_class(site: usize, c: usize) -> Option<(usize, usize)> {
         (0..1000).find_map(|_| {
-            take(site, c, true).or_else(|| {
+            take(site, c).or_else(|| {
                 std::thread::yield_now();
                 None
             })
@@ -404,7 +401,7 @@ mod tests {
     /// `take` without borrowing: only `site`'s own blocks (other modules' tests may have
     /// real blocks cached at other sites).
     fn take_own(site: usize, class: usize) -> Option<usize> {
-        pop_nearest(site, class, true).map(|(i, _, s)| {
+        pop_nearest(site, class).map(|(i, _, s)| {
             let p = NODE[i].block.load(Relaxed);
             forget(s, NODE[i].span.load(Relaxed));
             SPARE.push(i);
@@ -414,7 +411,7 @@ mod tests {
 
     /// Whether `site` holds no block for `class` (a `take` would borrow another's).
     fn empty(site: usize, class: usize) -> bool {
-        pop_nearest(site, class, true).is_none()
+        pop_nearest(site, class).is_none()
     }
 
     fn hit(site: usize, c: usize) -> Option<usize> {
@@ -485,10 +482,6 @@ mod tests {
         assert_eq!(hit_class(site, 4), Some((0x1000, 1)), "then the smaller");
         assert!(empty(site, 4));
         assert!(totals().resized - r0 >= 2);
-        // Without growing: the smaller block stays (a fresh huge-page block is mapped).
-        assert_eq!(put(site, 1, 0x1000, MB, T, NO_CAP, NO_CAP), Ok(()));
-        assert!(pop_nearest(site, 4, false).is_none());
-        assert_eq!(take_own(site, 1), Some(0x1000), "still cached");
     }
 
     #[test]
@@ -606,7 +599,7 @@ mod tests {
             |v| {
                 if v == p {
                     // Another thread's allocation at this very moment:
-                    taken_during_warm.push(take(site, c, true));
+                    taken_during_warm.push(take(site, c));
                 }
             },
             |_| {},

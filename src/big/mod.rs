@@ -15,7 +15,7 @@ pub mod registry;
 
 use crate::config::{self, HugePages};
 use crate::header::{AllocHeader, Method, State, HEADER_SIZE, MAGIC};
-use crate::learn::sites;
+use crate::learn::sites::{self, HugeChoice};
 use crate::site::Site;
 use crate::size_class::MIN_ALIGN;
 use crate::{diag, os, track};
@@ -63,15 +63,15 @@ pub const SPLIT_RESERVE: usize = 64 << 20;
 pub const CACHE_MIN: usize = crate::size_class::POOL_MAX + 1;
 
 /// Maps a block of `capacity` usable bytes (≥ `size`) aligned to `align`; writes its header.
-/// `huge`: a block spanning a huge page or more starts on a 2 MiB boundary, with
-/// `MADV_HUGEPAGE` (see `map_huge`).
+/// `huge` (not `Plain`): a block spanning a huge page or more starts on a 2 MiB boundary,
+/// with `MADV_HUGEPAGE` (see `map_huge`); a `Probe` keeps its first chunk on small pages.
 fn map_block(
     size: usize,
     capacity: usize,
     align: usize,
     method: Method,
     site: u32,
-    huge: bool,
+    huge: HugeChoice,
 ) -> *mut u8 {
     let align = align.max(MIN_ALIGN);
     if capacity > MAX_SIZE || align > MAX_SIZE {
@@ -79,8 +79,8 @@ fn map_block(
     }
     // Layout: [base .. header | user .. user + size .. base + span)
     let Some((base, user, span)) = (if align <= os::PAGE {
-        if huge && capacity >= os::HUGE_PAGE - HEADER_SIZE {
-            map_huge(capacity, align)
+        if huge != HugeChoice::Plain && capacity >= os::HUGE_PAGE - HEADER_SIZE {
+            map_huge(capacity, align, size, huge == HugeChoice::Probe)
         } else {
             map_default(capacity, align)
         }
@@ -109,20 +109,45 @@ fn map_default(capacity: usize, align: usize) -> Option<(*mut u8, *mut u8, usize
     (!base.is_null()).then(|| (base, base.wrapping_add(offset), span))
 }
 
-/// `[header | block]` in one mapping that starts on a 2 MiB boundary, its whole 2 MiB chunks
-/// marked `MADV_HUGEPAGE`: where the kernel's transparent huge pages are `always` or
-/// `madvise`, each chunk is one huge page at its first write (one fault, not 512; mimalloc
-/// gets the same by marking its arenas). Without them the advice changes nothing.
-fn map_huge(capacity: usize, align: usize) -> Option<(*mut u8, *mut u8, usize)> {
+/// `[header | block]` in one mapping that starts on a 2 MiB boundary, the 2 MiB chunks the
+/// request of `size` bytes covers (`chunks_of`) marked `MADV_HUGEPAGE`: where the kernel's
+/// transparent huge pages are `always` or `madvise`, each is one huge page at its first
+/// write (one fault, not 512; mimalloc gets the same by marking its arenas). The chunk the
+/// request ends in keeps small pages: as a huge page it would be resident whole, past the
+/// request's end too (20 live blocks of 5–25 MiB: 1 MiB each). Without transparent huge
+/// pages the advice changes nothing. `probe`: the first chunk stays on small pages (the one
+/// written first, and the most: a buffer is filled from its start), marked before the
+/// header's write could fault a huge page in there.
+fn map_huge(
+    capacity: usize,
+    align: usize,
+    size: usize,
+    probe: bool,
+) -> Option<(*mut u8, *mut u8, usize)> {
     let offset = os::round_up(HEADER_SIZE, align);
     let span = os::round_up(offset + capacity, os::PAGE);
+    let chunks = chunks_of(size, span);
     let base = os::map_aligned(span, os::HUGE_PAGE);
     if base.is_null() {
         return None;
     }
-    // SAFETY: the chunks lie inside the mapping just made, which nobody else holds.
-    unsafe { os::advise(base, span & !(os::HUGE_PAGE - 1), libc::MADV_HUGEPAGE) };
-    HUGE_MAPS.fetch_add(1, Relaxed);
+    // SAFETY: the chunks lie inside the mapping just made, which nobody else holds and
+    // nothing has written yet.
+    unsafe {
+        let small = if probe { os::HUGE_PAGE.min(chunks) } else { 0 };
+        if chunks > small {
+            os::advise(
+                base.wrapping_add(small),
+                chunks - small,
+                libc::MADV_HUGEPAGE,
+            );
+            HUGE_MAPS.fetch_add(1, Relaxed);
+        }
+        if small != 0 {
+            // Small pages even where transparent huge pages are `always`.
+            os::advise(base, small, libc::MADV_NOHUGEPAGE);
+        }
+    }
     Some((base, base.wrapping_add(offset), span))
 }
 
@@ -154,7 +179,7 @@ fn map_over_aligned(capacity: usize, align: usize) -> Option<(*mut u8, *mut u8, 
 
 /// A plain big block (released on free, never cached). Zeroed: fresh from the OS.
 pub fn alloc(size: usize, align: usize, site: u32) -> *mut u8 {
-    let p = map_block(size, size, align, Method::Heap, site, false);
+    let p = map_block(size, size, align, Method::Heap, site, HugeChoice::Plain);
     announce(p, size, true);
     p
 }
@@ -180,7 +205,7 @@ pub fn announce(p: *mut u8, size: usize, zeroed: bool) {
 /// thermal policy's "hot → keep"). With the block, the bytes of it that are not resident
 /// yet (grown by `mremap`: their first touch faults), for the learner's cost.
 pub fn take_cached(slot: usize, class: usize, site: Site, size: usize) -> (*mut u8, usize) {
-    let Some((v, found)) = cache::take(slot, class, !maps_huge(slot, cache::CLASSES[class])) else {
+    let Some((v, found)) = cache::take(slot, class) else {
         return (ptr::null_mut(), 0);
     };
     let mut p = v as *mut u8;
@@ -226,19 +251,6 @@ pub fn take_cached(slot: usize, class: usize, site: Site, size: usize) -> (*mut 
 /// 5–25 MiB replaced one at a time) gets a split instead, whose tail serves its next one.
 fn one_at_a_time_within_reach(slot: usize, capacity: usize) -> bool {
     sites::TABLE[slot].live.load(Relaxed) <= 0 && capacity <= 2 * sites::reach(slot)
-}
-
-/// Whether a fresh block of `capacity` bytes for site slot `slot` would get huge pages (as
-/// `map` decides, without counting a probe): then a smaller cached block is not grown to it
-/// by `mremap`, whose new pages fault one by one (the learning study's site C: 2 MiB grown
-/// 23 times, 495 faults each), while the fresh mapping faults once per 2 MiB.
-fn maps_huge(slot: usize, capacity: usize) -> bool {
-    capacity >= os::HUGE_PAGE - HEADER_SIZE
-        && match config::get().huge_pages {
-            HugePages::Off => false,
-            HugePages::On => true,
-            HugePages::PerSite => sites::dense(slot),
-        }
 }
 
 /// Resizes a block just taken from the cache to `capacity` usable bytes: a larger block is
@@ -322,32 +334,90 @@ pub fn map(
     site: Site,
     slot: usize,
 ) -> *mut u8 {
-    let huge = match config::get().huge_pages {
-        HugePages::Off => false,
-        HugePages::On => true,
+    let choice = match config::get().huge_pages {
+        // Too small for a huge page, or too large to map at all (`map_block` refuses it).
+        _ if !(os::HUGE_PAGE - HEADER_SIZE..=MAX_SIZE).contains(&capacity) => HugeChoice::Plain,
+        HugePages::Off => HugeChoice::Plain,
+        HugePages::On => HugeChoice::Huge,
         HugePages::PerSite => {
-            capacity >= os::HUGE_PAGE - HEADER_SIZE && sites::huge_pages_for_next(slot)
+            measure_probe(slot);
+            let span = os::round_up(HEADER_SIZE + capacity, os::PAGE);
+            sites::huge_pages_for_next(slot, chunks_of(size, span) != 0)
         }
     };
-    map_block(size, capacity, align, method, site.0, huge)
+    let p = map_block(size, capacity, align, method, site.0, choice);
+    if choice == HugeChoice::Probe && !p.is_null() {
+        // The probe: its first chunk stayed on small pages, to be measured.
+        // SAFETY: `p` is the fresh block just mapped, its header in front.
+        let (base, span) = unsafe {
+            let h = &*AllocHeader::of(p);
+            (h.base(p) as usize, h.span as usize)
+        };
+        if chunks_of(size, span) != 0 {
+            sites::set_probe(slot, base, os::HUGE_PAGE);
+        }
+    }
+    p
 }
 
-/// Measures how densely site slot `slot` wrote the block at `base` that it frees now
-/// (`size` bytes asked for), when the per-site huge-page policy wants a measure
-/// (`sites::density_due`): the resident part of the whole 2 MiB chunks the request
-/// covered (the class's slack past the request is never written, and a huge page there is
-/// never faulted in either). A block that starts on a 2 MiB boundary may have huge pages,
-/// which are resident whole whatever was written: it is not measured.
-fn measure_density(slot: usize, base: usize, size: usize) {
-    let chunks = (HEADER_SIZE + size) & !(os::HUGE_PAGE - 1);
-    if chunks == 0
-        || base & (os::HUGE_PAGE - 1) == 0
-        || config::get().huge_pages != HugePages::PerSite
-        || !sites::density_due(slot)
-    {
+/// The bytes of the 2 MiB chunks a request of `size` covers in its block (header first):
+/// whole ones, and the one it ends in when it covers at least 7/8 of it (a huge page there
+/// holds at most 256 KiB nobody asked for, the waste `sites::DENSE` allows; less covered,
+/// that chunk keeps small pages); never past the block's `span` (a huge page needs its
+/// whole 2 MiB mapped).
+fn chunks_of(size: usize, span: usize) -> usize {
+    let end = HEADER_SIZE + size;
+    let whole = end & !(os::HUGE_PAGE - 1);
+    let covered = if end - whole >= os::HUGE_PAGE / 8 * 7 {
+        whole + os::HUGE_PAGE
+    } else {
+        whole
+    };
+    covered.min(span & !(os::HUGE_PAGE - 1))
+}
+
+/// Measures site slot `slot`'s probe, if one waits and it was written since it was handed
+/// out: most blocks are written right after they are allocated, so the site's next fresh
+/// block can already follow what the probe says (a program that maps 200 blocks before it
+/// frees one would otherwise learn nothing in time). Only `mincore` touches the probe's
+/// range, never its memory: another thread may have freed and unmapped it meanwhile (the
+/// call then fails and counts nothing, or measures another mapping once: a heuristic's
+/// noise, not a fault).
+fn measure_probe(slot: usize) {
+    let Some((base, chunks)) = sites::take_probe(slot) else {
+        return;
+    };
+    let resident = os::resident(base as *const u8, chunks);
+    if resident <= os::PAGE {
+        // Only the header's page: not written yet, ask again later.
+        sites::put_back_probe(slot, base, chunks);
+    } else {
+        sites::note_density(slot, resident, chunks);
+    }
+}
+
+/// Measures how densely site slot `slot` wrote the block at `base` (`span` bytes mapped,
+/// `size` asked for) that it frees now: its probe chunk if it holds the site's waiting
+/// probe; else, when the per-site policy wants a measure (`sites::density_due`), the
+/// resident part of the whole 2 MiB chunks the request covered (the class's slack past the
+/// request is never written, and a huge page there is never faulted in either). A block
+/// that starts on a 2 MiB boundary may have huge pages, which are resident whole whatever
+/// was written: only its probe chunk is measured.
+fn measure_density(slot: usize, base: usize, span: usize, size: usize) {
+    if config::get().huge_pages != HugePages::PerSite {
         return;
     }
-    sites::note_density(slot, os::resident(base as *const u8, chunks), chunks);
+    let (start, len) = match sites::take_probe_within(slot, base, span) {
+        Some(probe) => probe,
+        None => {
+            let chunks = chunks_of(size, span);
+            if chunks == 0 || base & (os::HUGE_PAGE - 1) == 0 || !sites::density_due(slot) {
+                return;
+            }
+            (base, chunks)
+        }
+    };
+    sites::note_density(slot, os::resident(start as *const u8, len), len);
 }
 
 /// The mapped span of live big block `p`.
@@ -385,7 +455,7 @@ pub unsafe fn free(p: *mut u8) {
     FREES.fetch_add(1, Relaxed);
     if cfg.bigcache && h.offset as usize == HEADER_SIZE {
         let (span, size) = (h.span as usize, h.size as usize);
-        measure_density(slot, p as usize - HEADER_SIZE, size);
+        measure_density(slot, p as usize - HEADER_SIZE, span, size);
         let ghost_class = cache::class_for_request(size).filter(|_| size >= CACHE_MIN);
         let now = os::now_coarse_ns();
         if let Some(class) = cache::class_for_block(span - HEADER_SIZE) {

@@ -109,10 +109,10 @@ static DENSITY: [AtomicU32; SITES + 1] = [const { AtomicU32::new(0) }; SITES + 1
 /// Per entry, frees of blocks that could be measured: the first few are, then one in 16.
 static DENSITY_FREES: [AtomicU32; SITES + 1] = [const { AtomicU32::new(0) }; SITES + 1];
 /// Per entry, fresh blocks of a huge page or more mapped: one in `PROBE_EVERY` (the first
-/// included) is mapped plain, to be measured when it is freed (a huge page reads resident
-/// whole, so only a plain block tells how much the site writes).
+/// included) keeps one 2 MiB chunk on small pages, to be measured (a huge page reads
+/// resident whole, so only small pages tell how much the site writes).
 static HUGE_CANDIDATES: [AtomicU32; SITES + 1] = [const { AtomicU32::new(0) }; SITES + 1];
-pub const PROBE_EVERY: u32 = 8;
+pub const PROBE_EVERY: u32 = 32;
 /// Dense: at least 7/8 of the chunks resident (a huge page then wastes at most 1/8).
 pub const DENSE: u32 = 224;
 
@@ -136,18 +136,70 @@ pub fn note_density(i: usize, resident: usize, len: usize) {
     DENSITY[i].store(((n + 1).min(0xffff) << 16) | d, Relaxed);
 }
 
-/// Whether site `i`'s next fresh block of a huge page or more should get transparent huge
-/// pages: yes unless it is the site's probe (one in `PROBE_EVERY`, the first included) or
-/// the site wrote its last measured blocks sparsely. A site is presumed dense until a probe
-/// says otherwise, as mimalloc marks every arena for huge pages: a big block is most often
-/// written whole (a buffer filled, an array built), and the first blocks of a program, all
-/// mapped before any is freed, are where the faults are.
-pub fn huge_pages_for_next(i: usize) -> bool {
-    let n = HUGE_CANDIDATES[i].fetch_add(1, Relaxed);
-    if n.is_multiple_of(PROBE_EVERY) {
-        return false;
+/// How site `i`'s next fresh block of a huge page or more is mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HugeChoice {
+    /// With transparent huge pages.
+    Huge,
+    /// With small pages: the site writes its blocks sparsely.
+    Plain,
+    /// With huge pages but for one chunk on small pages, to be measured (`set_probe`).
+    Probe,
+}
+
+/// How site `i`'s next fresh block of a huge page or more is mapped: a probe (one in
+/// `PROBE_EVERY`, the first included), else with huge pages unless the site wrote its last
+/// measured blocks sparsely. A site is presumed dense, as mimalloc marks every arena for
+/// huge pages: a big block is most often written whole (a buffer filled, an array built).
+/// `can_probe`: the request covers a whole 2 MiB chunk (else there is nothing to measure,
+/// and the block does not count towards the next probe).
+pub fn huge_pages_for_next(i: usize, can_probe: bool) -> HugeChoice {
+    if can_probe
+        && HUGE_CANDIDATES[i]
+            .fetch_add(1, Relaxed)
+            .is_multiple_of(PROBE_EVERY)
+    {
+        HugeChoice::Probe
+    } else if dense(i) {
+        HugeChoice::Huge
+    } else {
+        HugeChoice::Plain
     }
-    dense(i)
+}
+
+/// Per entry, the site's probe not measured yet: the start of its small-page range with,
+/// in the low 12 bits, its length in 2 MiB chunks (at most 4095 counted). 0: none.
+static PROBE: [AtomicUsize; SITES + 1] = [const { AtomicUsize::new(0) }; SITES + 1];
+
+/// Notes site `i`'s new probe: `chunks` bytes from `base` (page-aligned; a multiple of
+/// 2 MiB) on small pages, to be measured at the site's next fresh block or at the free of
+/// the block that holds them.
+pub fn set_probe(i: usize, base: usize, chunks: usize) {
+    let n = (chunks >> 21).min(0xfff);
+    PROBE[i].store(base | n, Relaxed);
+}
+
+/// Takes site `i`'s probe waiting to be measured: (base, bytes of whole chunks).
+pub fn take_probe(i: usize) -> Option<(usize, usize)> {
+    let v = PROBE[i].swap(0, Relaxed);
+    (v != 0).then(|| (v & !0xfff, (v & 0xfff) << 21))
+}
+
+/// Puts a probe taken with `take_probe` back (it was not written yet), unless the site
+/// has a newer one.
+pub fn put_back_probe(i: usize, base: usize, chunks: usize) {
+    let v = base | (chunks >> 21).min(0xfff);
+    let _ = PROBE[i].compare_exchange(0, v, Relaxed, Relaxed);
+}
+
+/// Takes site `i`'s waiting probe if it lies in `[base, base + span)` (a block being
+/// freed): its range, to be measured now.
+pub fn take_probe_within(i: usize, base: usize, span: usize) -> Option<(usize, usize)> {
+    let v = PROBE[i].load(Relaxed);
+    let start = v & !0xfff;
+    let inside = v != 0 && (base..base + span).contains(&start);
+    (inside && PROBE[i].compare_exchange(v, 0, Relaxed, Relaxed).is_ok())
+        .then(|| (start, (v & 0xfff) << 21))
 }
 
 /// Whether site `i` is (presumed) dense: nothing measured yet, or its average at least
@@ -398,15 +450,33 @@ mod tests {
     #[test]
     fn huge_pages_go_to_sites_that_write_their_blocks_densely() {
         let (dense_site, sparse) = (slot(Site(0xABCD_0301)), slot(Site(0xABCD_0302)));
-        // Presumed dense; the first block and one in 8 after it are plain probes.
-        let next: Vec<bool> = (0..16).map(|_| huge_pages_for_next(dense_site)).collect();
-        assert_eq!(next.iter().filter(|&&h| !h).count(), 2);
-        assert!(!next[0] && !next[8]);
+        // Presumed dense; the first block and one in 32 after it are probes.
+        let next: Vec<HugeChoice> = (0..64)
+            .map(|_| huge_pages_for_next(dense_site, true))
+            .collect();
+        assert_eq!(next[0], HugeChoice::Probe);
+        assert_eq!(next[32], HugeChoice::Probe);
+        assert_eq!(next.iter().filter(|&&h| h == HugeChoice::Huge).count(), 62);
+        // A block with no whole chunk to measure is not counted: the 65th is the probe.
+        assert_eq!(huge_pages_for_next(dense_site, false), HugeChoice::Huge);
+        assert_eq!(huge_pages_for_next(dense_site, true), HugeChoice::Probe);
         note_density(dense_site, (4 << 20) - (64 << 10), 4 << 20);
         assert!(dense(dense_site));
         note_density(sparse, 800 << 10, 4 << 20);
         assert!(!dense(sparse), "a fifth written");
-        assert!((0..16).all(|_| !huge_pages_for_next(sparse)));
+        assert!((0..16).all(|_| huge_pages_for_next(sparse, true) != HugeChoice::Huge));
+        // A probe waits for its measure: taken once; put back, it waits again; taken at
+        // its free, it is gone.
+        set_probe(sparse, 0x7000_0000_0000, 6 << 20);
+        assert_eq!(take_probe(sparse), Some((0x7000_0000_0000, 6 << 20)));
+        assert_eq!(take_probe(sparse), None);
+        put_back_probe(sparse, 0x7000_0000_0000, 6 << 20);
+        assert_eq!(take_probe_within(sparse, 0x7000_0020_0000, 8 << 20), None);
+        assert_eq!(
+            take_probe_within(sparse, 0x6fff_ffe0_0000, 8 << 20),
+            Some((0x7000_0000_0000, 6 << 20))
+        );
+        assert_eq!(take_probe(sparse), None);
         // A dense site that starts writing its blocks sparsely loses them; one that
         // writes densely again gets them back.
         note_density(dense_site, 1 << 20, 4 << 20);
