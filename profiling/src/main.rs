@@ -34,8 +34,9 @@ enum Cmd {
     /// A path's instructions and simulated cache misses split into steps, exactly (callgrind,
     /// line level): the steps plus the residual add up to the path
     Steps(StepsArgs),
-    /// Does learning pay? The learner against each fixed threshold and the peers on a
-    /// workload where per-site policy matters (composite cost: CPU, page faults, RSS)
+    /// Does learning pay? The learner against each fixed policy (threshold, huge pages) and
+    /// the peers on four workloads where per-site policy matters (composite cost: CPU, page
+    /// faults, RSS)
     Learning,
     /// Who allocates what: runs PROGRAM (and its children) under the preload in the sites
     /// mode; writes sites.html, .md, .json and a flamegraph per cost (bytes, allocations,
