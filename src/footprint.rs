@@ -2,15 +2,19 @@
 //! (what is in memory now, not what was mapped or estimated), split by what holds it.
 //! Written into the stats JSON at exit under `HAKMEM_FOOTPRINT=1` (`hakprof footprint`),
 //! beside the process's RSS, so what is not hakmem's (the program's own code and data,
-//! other libraries, thread stacks) is the difference. Nothing here allocates; it reads
-//! page tables, the segment map, the heap list and (tried for a bounded time) the
-//! registry.
+//! other libraries, thread stacks) is the difference; and once more as it was at the
+//! process's peak: in that mode the pool's refills and the big allocations look at the
+//! resident set (at most once per clock tick) and measure again each time it has grown by
+//! 1/32 since the last measure (`note_progress`). Nothing here allocates; it reads page
+//! tables, the segment map, the heap list and (tried for a bounded time) the registry.
 
 use crate::big::registry;
 use crate::header::{AllocHeader, State, MAGIC};
 use crate::learn::{sites, stacks};
 use crate::os;
 use crate::pool::{heap, segment};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 
 /// Resident bytes by holder.
 #[derive(Clone, Copy, Debug, Default)]
@@ -91,6 +95,93 @@ pub fn measure() -> Footprint {
     );
     (f.big_live, f.big_cached, f.registry, f.registry_busy) = (live, cached, array, !done);
     f
+}
+
+/// `HAKMEM_FOOTPRINT=1`: the peak is watched (`enable`, at start-up).
+static ENABLED: AtomicBool = AtomicBool::new(false);
+/// A thread is measuring into `AT_PEAK`, or reading it: others skip (or wait a bounded
+/// time, at exit).
+static BUSY: AtomicBool = AtomicBool::new(false);
+static LAST_LOOK_NS: AtomicU64 = AtomicU64::new(0);
+/// The resident set of the last measure at the peak (0: none yet).
+static PEAK_RSS: AtomicUsize = AtomicUsize::new(0);
+
+struct AtPeak(UnsafeCell<Footprint>);
+// SAFETY: written and read only by the thread that holds `BUSY`.
+unsafe impl Sync for AtPeak {}
+static AT_PEAK: AtPeak = AtPeak(UnsafeCell::new(Footprint {
+    process_rss: 0,
+    statics: 0,
+    site_table: 0,
+    stack_table: 0,
+    segment_map: 0,
+    segments: 0,
+    segment_headers: 0,
+    segment_pages: 0,
+    heaps: 0,
+    heap_bytes: 0,
+    big_live: 0,
+    big_cached: 0,
+    registry: 0,
+    registry_busy: false,
+}));
+
+/// Watches the peak from now on (`HAKMEM_FOOTPRINT=1`).
+pub fn enable() {
+    ENABLED.store(true, Relaxed);
+}
+
+/// Off the fast paths (a pool refill, a big allocation): in the footprint mode, measures
+/// again when the resident set has grown by 1/32 since the last measure. One load when the
+/// mode is off.
+#[inline]
+pub fn note_progress() {
+    if ENABLED.load(Relaxed) {
+        look_at_the_peak();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn look_at_the_peak() {
+    let now = os::now_coarse_ns();
+    let last = LAST_LOOK_NS.load(Relaxed);
+    if now == last
+        || LAST_LOOK_NS
+            .compare_exchange(last, now, Relaxed, Relaxed)
+            .is_err()
+    {
+        return; // one look per clock tick (a few ms), by one thread
+    }
+    let (rss, peak) = (process_rss(), PEAK_RSS.load(Relaxed));
+    if rss <= peak + peak / 32 || BUSY.swap(true, Acquire) {
+        return;
+    }
+    let f = measure();
+    // SAFETY: we hold `BUSY`.
+    unsafe { *AT_PEAK.0.get() = f };
+    PEAK_RSS.store(f.process_rss.max(rss), Relaxed);
+    BUSY.store(false, Release);
+}
+
+/// The footprint measured when the resident set was largest (within 1/32 and a clock
+/// tick), if the peak was watched and measured; None if a measure is in flight past a
+/// bounded wait.
+pub fn at_peak() -> Option<Footprint> {
+    if PEAK_RSS.load(Relaxed) == 0 {
+        return None;
+    }
+    let deadline = os::now_ns() + 20_000_000;
+    while BUSY.swap(true, Acquire) {
+        if os::now_ns() > deadline {
+            return None;
+        }
+        core::hint::spin_loop();
+    }
+    // SAFETY: we hold `BUSY`.
+    let f = unsafe { *AT_PEAK.0.get() };
+    BUSY.store(false, Release);
+    Some(f)
 }
 
 /// The resident set from `/proc/self/statm` (its second field, in pages); 0 if unreadable.

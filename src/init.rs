@@ -6,7 +6,7 @@
 //! `READY`. Nothing runs at load: a process that never allocates pays only for mapping
 //! the library.
 
-use crate::{big, config, learn, pool, stats, tls};
+use crate::{big, config, footprint, learn, pool, stats, tls};
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 const UNINIT: u8 = 0;
@@ -50,8 +50,12 @@ fn init_slow() {
     if config::get().check {
         pool::free::arm_freed_mark(); // before the first block is carved
     }
-    // Idle cached big blocks leave on the pool's refills too, not only on big-block calls.
-    pool::alloc::set_on_refill(big::age_if_due);
+    // Idle cached big blocks leave on the pool's refills too, not only on big-block calls;
+    // in the footprint mode the refills also watch the resident set's peak.
+    if stats::footprint_wanted() {
+        footprint::enable();
+    }
+    pool::alloc::set_on_refill(on_refill);
     // A thread whose first pool call frees another thread's block gets a heap there, so
     // its frees are batched like every thread's (`pool::free`).
     pool::free::set_attach(attach_thread_for_free);
@@ -61,6 +65,12 @@ fn init_slow() {
         stats::note_start();
         catch_crashes();
     }
+}
+
+/// What every pool refill runs (`pool::alloc::set_on_refill`).
+fn on_refill() {
+    big::age_if_due();
+    footprint::note_progress();
 }
 
 /// The signals that end a process by a fault of its own (`abort` too): in the sites mode

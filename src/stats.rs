@@ -411,7 +411,10 @@ impl Snapshot {
         }
         partial.write_json(w)?;
         if footprint_wanted() {
-            write_footprint(w, &crate::footprint::measure())?;
+            write_footprint(w, "footprint", &crate::footprint::measure())?;
+            if let Some(f) = crate::footprint::at_peak() {
+                write_footprint(w, "footprint_at_peak", &f)?;
+            }
         }
         match ENDED_BY_SIGNAL.load(Relaxed) {
             0 => write!(w, "}}"),
@@ -666,16 +669,17 @@ fn write_sites(w: &mut impl Write, sites_mode: bool) -> fmt::Result {
     write!(w, "]")
 }
 
-/// Whether `HAKMEM_FOOTPRINT=1` asks for the footprint in the JSON report.
-fn footprint_wanted() -> bool {
+/// Whether `HAKMEM_FOOTPRINT=1` asks for the footprint in the JSON report (and its peak to
+/// be watched: `init`).
+pub fn footprint_wanted() -> bool {
     config::getenv("HAKMEM_FOOTPRINT").is_some_and(|v| v == "1")
 }
 
-/// `,"footprint":{…}`: resident bytes by holder (`footprint::Footprint`).
-fn write_footprint(w: &mut impl Write, f: &crate::footprint::Footprint) -> fmt::Result {
+/// `,"<key>":{…}`: resident bytes by holder (`footprint::Footprint`).
+fn write_footprint(w: &mut impl Write, key: &str, f: &crate::footprint::Footprint) -> fmt::Result {
     write!(
         w,
-        ",\"footprint\":{{\"process_rss\":{},\"statics\":{},\"site_table\":{},\"stack_table\":{},\"segment_map\":{},\"segments\":{},\"segment_headers\":{},\"segment_pages\":{},\"heaps\":{},\"heap_bytes\":{},\"big_live\":{},\"big_cached\":{},\"registry\":{},\"registry_busy\":{}}}",
+        ",\"{key}\":{{\"process_rss\":{},\"statics\":{},\"site_table\":{},\"stack_table\":{},\"segment_map\":{},\"segments\":{},\"segment_headers\":{},\"segment_pages\":{},\"heaps\":{},\"heap_bytes\":{},\"big_live\":{},\"big_cached\":{},\"registry\":{},\"registry_busy\":{}}}",
         f.process_rss,
         f.statics,
         f.site_table,

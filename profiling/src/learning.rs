@@ -1,6 +1,7 @@
 //! Does learning pay? A workload where per-site policy matters, run with the learner, with
 //! each of the ELO's 12 thresholds as a fixed policy (`HAKMEM_THRESHOLD_KB`), without and
-//! with transparent huge pages (`HAKMEM_THP=0|1`; the learner picks them per site), and with
+//! with transparent huge pages (`HAKMEM_THP=0|1`; the learner once as users get it, once
+//! picking them per site, `HAKMEM_THP=site`), and with
 //! the peers, each in its own child process, 3 times alternated (medians), on one
 //! composite cost.
 //!
@@ -96,8 +97,9 @@ pub struct Study {
 }
 
 /// The fixed thresholds: the ELO's, in KiB. Each runs as a fixed policy twice: without
-/// transparent huge pages (`HAKMEM_THP=0`) and with them for every big block that spans one
-/// (`HAKMEM_THP=1`); the learned runs choose per site (`HAKMEM_THP=site`, the default).
+/// transparent huge pages (`HAKMEM_THP=0`, the default) and with them for every big block
+/// that spans one (`HAKMEM_THP=1`); the learner runs as users get it (no huge pages) and
+/// choosing them per site (`HAKMEM_THP=site`).
 pub fn fixed_thresholds_kib() -> Vec<usize> {
     hakmem::learn::elo::THRESHOLDS
         .iter()
@@ -119,8 +121,14 @@ fn run_workload(
     errors: &mut Vec<String>,
     progress: &mut impl FnMut(&str),
 ) -> Vec<(String, Value)> {
-    let mut configs: Vec<(String, Vec<(&str, String)>, &str)> =
-        vec![("learned (ELO)".into(), vec![], "hakmem")];
+    let mut configs: Vec<(String, Vec<(&str, String)>, &str)> = vec![
+        ("learned (ELO)".into(), vec![], "hakmem"),
+        (
+            "learned (ELO), huge pages per site".into(),
+            vec![("HAKMEM_THP", "site".to_string())],
+            "hakmem",
+        ),
+    ];
     if research {
         configs.push((
             "learned (research mode)".into(),

@@ -8,7 +8,7 @@ use crate::big::{self, cache, CACHE_MIN};
 use crate::header::Method;
 use crate::learn::{self, elo::Sample, sites, Decision};
 use crate::size_class::MIN_ALIGN;
-use crate::{config, init, os, site::Site};
+use crate::{config, footprint, init, os, site::Site};
 use core::ptr;
 
 /// A big block for `size` bytes at `site`. `zero` asks for zeroed memory (a cache hit is
@@ -50,6 +50,7 @@ pub fn alloc(size: usize, align: usize, site: Site, zero: bool) -> *mut u8 {
         big::age_cache(os::now_coarse_ns());
     }
     big::announce(p, size, fresh);
+    footprint::note_progress();
     if zero && !fresh {
         // SAFETY: the block holds `size` bytes.
         unsafe { ptr::write_bytes(p, 0, size) };
