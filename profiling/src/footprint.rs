@@ -4,7 +4,10 @@
 //! small allocation, and 1 or 8 threads that each made two small allocations and are still
 //! alive; it prints its resident set (VmRSS). Under hakmem it also writes its stats JSON
 //! with `HAKMEM_FOOTPRINT=1`, whose footprint (`hakmem::footprint`, measured with
-//! `mincore` at exit, the threads still alive) splits hakmem's part by holder.
+//! `mincore` at exit, the threads still alive) splits hakmem's part by holder. Then three
+//! of the program benchmarks (`PEAK_PROGRAMS`) run under every allocator for their peak
+//! RSS (`/usr/bin/time`'s `%M`), and under hakmem with the footprint mode, whose
+//! `footprint_at_peak` splits hakmem's part at the process's peak.
 
 use microbench::native::{self, Allocator};
 use microbench::table::Table;
@@ -33,6 +36,9 @@ pub const HOLDERS: [(&str, &str); 9] = [
     ("registry", "the big-block registry"),
 ];
 
+/// The program benchmarks measured at their peak (names of `microbench::programs`).
+pub const PEAK_PROGRAMS: [&str; 3] = ["larson", "glibc-thread", "mixed"];
+
 /// One case under one allocator: the median resident set, and hakmem's footprint.
 #[derive(Clone, Debug, Serialize)]
 pub struct Cell {
@@ -46,6 +52,9 @@ pub struct Cell {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Study {
     pub cells: Vec<Cell>,
+    /// `PEAK_PROGRAMS` under every allocator: the case is the program, `rss_kib` its peak
+    /// RSS, hakmem's `footprint` the one measured at its peak.
+    pub peaks: Vec<Cell>,
     pub rounds: usize,
     pub errors: Vec<String>,
 }
@@ -90,6 +99,64 @@ fn run_once(
     Ok((rss, footprint))
 }
 
+/// One run of program `bin` under `alloc`: (peak RSS KiB, hakmem's footprint at the peak).
+fn run_program(bin: &Path, alloc: &Allocator, tmp: &Path) -> Result<(f64, Option<Value>), String> {
+    let rss_file = tmp.join("peak-rss");
+    let mut cmd = native::command(alloc, Path::new(microbench::programs::TIME));
+    cmd.args(["-f", "%M", "-o"]).arg(&rss_file).arg(bin);
+    let hakmem = alloc.name == "hakmem";
+    if hakmem {
+        cmd.env("HAKMEM_STATS_JSON", tmp.join("peak-%p.json"))
+            .env("HAKMEM_FOOTPRINT", "1");
+    }
+    let run = native::run(cmd)?;
+    native::check_served(alloc, &run.stderr)?;
+    let text = std::fs::read_to_string(&rss_file).map_err(|e| e.to_string())?;
+    let rss = text
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse::<f64>().ok())
+        .ok_or_else(|| format!("no peak RSS in {text:?}"))?;
+    let footprint = if hakmem {
+        let pid = run
+            .stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("pid="))
+            .ok_or("the program printed no pid")?;
+        let path = tmp.join(format!("peak-{pid}.json"));
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let f = v["footprint_at_peak"].clone();
+        if f.is_null() {
+            return Err("the stats JSON has no footprint_at_peak".into());
+        }
+        Some(f)
+    } else {
+        None
+    };
+    Ok((rss, footprint))
+}
+
+/// The median (by RSS) of each allocator's runs, as cells of `case`.
+fn medians(case: &str, allocs: &[Allocator], runs: Vec<Vec<(f64, Option<Value>)>>) -> Vec<Cell> {
+    let mut cells = Vec::new();
+    for (a, mut r) in allocs.iter().zip(runs) {
+        if r.is_empty() {
+            continue;
+        }
+        r.sort_by(|x, y| x.0.total_cmp(&y.0));
+        let (rss_kib, footprint) = r.swap_remove(r.len() / 2);
+        cells.push(Cell {
+            case: case.to_string(),
+            allocator: a.name.to_string(),
+            rss_kib,
+            footprint,
+        });
+    }
+    cells
+}
+
 /// Runs every case under every allocator `rounds` times, alternating allocators.
 pub fn run(rounds: usize, mut progress: impl FnMut(&str)) -> Study {
     let mut study = Study {
@@ -117,19 +184,34 @@ pub fn run(rounds: usize, mut progress: impl FnMut(&str)) -> Study {
                 }
             }
         }
-        for (a, mut r) in allocs.iter().zip(runs) {
-            if r.is_empty() {
+        study.cells.extend(medians(case, &allocs, runs));
+    }
+    for name in PEAK_PROGRAMS {
+        progress(&format!("footprint: {name} at its peak"));
+        let src = microbench::programs::PROGRAMS
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, src, _)| format!("programs/{src}"));
+        let bin = match src
+            .ok_or_else(|| format!("no program {name}"))
+            .and_then(|s| native::build(&s))
+        {
+            Ok(b) => b,
+            Err(e) => {
+                study.errors.push(e);
                 continue;
             }
-            r.sort_by(|x, y| x.0.total_cmp(&y.0));
-            let (rss_kib, footprint) = r.swap_remove(r.len() / 2);
-            study.cells.push(Cell {
-                case: case.to_string(),
-                allocator: a.name.to_string(),
-                rss_kib,
-                footprint,
-            });
+        };
+        let mut runs: Vec<Vec<(f64, Option<Value>)>> = vec![Vec::new(); allocs.len()];
+        for _ in 0..rounds {
+            for (k, a) in allocs.iter().enumerate() {
+                match run_program(&bin, a, &tmp) {
+                    Ok(r) => runs[k].push(r),
+                    Err(e) => study.errors.push(format!("{name}, {}: {e}", a.name)),
+                }
+            }
         }
+        study.peaks.extend(medians(name, &allocs, runs));
     }
     let _ = std::fs::remove_dir_all(&tmp);
     study
@@ -227,11 +309,56 @@ impl Study {
         t
     }
 
+    /// At the programs' peaks: each allocator's peak RSS, then hakmem's footprint there by
+    /// holder (KiB), one column per program.
+    pub fn peak_table(&self) -> Table {
+        let mut head = vec!["at the peak (KiB)".to_string()];
+        head.extend(PEAK_PROGRAMS.iter().map(|p| p.to_string()));
+        let head: Vec<&str> = head.iter().map(String::as_str).collect();
+        let mut t = Table::new(&head);
+        let cell = |p: &str, a: &str| self.peaks.iter().find(|c| c.case == p && c.allocator == a);
+        let mut allocs: Vec<String> = Vec::new();
+        for c in &self.peaks {
+            if !allocs.contains(&c.allocator) {
+                allocs.push(c.allocator.clone());
+            }
+        }
+        for a in &allocs {
+            let mut row = vec![format!("peak RSS, {a}")];
+            row.extend(
+                PEAK_PROGRAMS
+                    .iter()
+                    .map(|p| cell(p, a).map_or("–".into(), |c| format!("{:.0}", c.rss_kib))),
+            );
+            t.push(row);
+        }
+        let fp = |p: &str| cell(p, "hakmem").and_then(|c| c.footprint.clone());
+        let kib = |v: &Value, k: &str| v[k].as_f64().map(|b| b / 1024.0);
+        let mut row = vec!["hakmem's measure: the process's RSS then".to_string()];
+        row.extend(PEAK_PROGRAMS.iter().map(|p| {
+            fp(p)
+                .and_then(|v| kib(&v, "process_rss"))
+                .map_or("–".into(), |x| format!("{x:.0}"))
+        }));
+        t.push(row);
+        for (key, what) in HOLDERS {
+            let mut row = vec![format!("hakmem: {what}")];
+            row.extend(PEAK_PROGRAMS.iter().map(|p| {
+                fp(p)
+                    .and_then(|v| kib(&v, key))
+                    .map_or("–".into(), |x| format!("{x:.0}"))
+            }));
+            t.push(row);
+        }
+        t
+    }
+
     pub fn markdown(&self) -> String {
         format!(
-            "{}\n{}\n{}",
+            "{}\n{}\n{}\n{}",
             self.rss_table().markdown(),
             self.split_table().markdown(),
+            self.peak_table().markdown(),
             self.errors
                 .iter()
                 .map(|e| format!("- error: {e}\n"))
@@ -258,6 +385,7 @@ mod tests {
             "big_live": 0, "big_cached": 0, "registry": 0, "site_table": 48 * 1024,
             "segment_map": 12 * 1024 });
         let s = Study {
+            peaks: vec![],
             cells: vec![
                 cell(CASES[2].0, "hakmem", 1000.0, Some(fp.clone())),
                 cell(CASES[3].0, "hakmem", 1700.0, Some(fp)),

@@ -166,6 +166,7 @@ impl Report {
             },
             "footprint": self.footprint.as_ref().map(|f| json!({
                 "cells": f.cells,
+                "peaks": f.peaks,
                 "rounds": f.rounds,
                 "errors": f.errors,
             })),
@@ -364,10 +365,14 @@ impl Report {
                 .map(|c| syscalls::table(c).html()),
             syscalls_error: self.syscalls.as_ref().err().map(String::as_str),
             footprint_note: FOOTPRINT_NOTE,
-            footprint: self
-                .footprint
-                .as_ref()
-                .map(|f| format!("{}{}", f.rss_table().html(), f.split_table().html())),
+            footprint: self.footprint.as_ref().map(|f| {
+                format!(
+                    "{}{}{}",
+                    f.rss_table().html(),
+                    f.split_table().html(),
+                    f.peak_table().html()
+                )
+            }),
             scaling_note: SCALING_NOTE,
             scaling: match &self.scaling {
                 Ok(sw) => sw
@@ -411,7 +416,7 @@ const STEPS_NOTE: &str = "Each path ran under callgrind (instruction level, cach
 const CSS: &str = include_str!("../templates/report.css");
 
 /// What the footprint section is.
-const FOOTPRINT_NOTE: &str = "microbench/c/footprint.c under every allocator (LD_PRELOAD, each run's allocator checked): no allocation of its own (stdio's buffers only), one 64-byte allocation, 1 and 8 threads that each made two small allocations and are still alive; its resident set (VmRSS) at the end, medians. Under hakmem its exit report (HAKMEM_FOOTPRINT=1) splits hakmem's part by holder, each measured with mincore on hakmem's own regions (resident pages, not mapped ones); 'everything else' is the process's RSS less those: the program, libc, the loader, code pages (hakmem's included) and stacks.";
+const FOOTPRINT_NOTE: &str = "microbench/c/footprint.c under every allocator (LD_PRELOAD, each run's allocator checked): no allocation of its own (stdio's buffers only), one 64-byte allocation, 1 and 8 threads that each made two small allocations and are still alive; its resident set (VmRSS) at the end, medians. Under hakmem its exit report (HAKMEM_FOOTPRINT=1) splits hakmem's part by holder, each measured with mincore on hakmem's own regions (resident pages, not mapped ones); 'everything else' is the process's RSS less those: the program, libc, the loader, code pages (hakmem's included) and stacks. Then three program benchmarks at their peak: each allocator's peak RSS (/usr/bin/time), and hakmem's part by holder as the footprint mode measured it when the process's resident set was largest (within 1/32 and a clock tick).";
 
 /// What the thread-scaling section is.
 const SCALING_NOTE: &str = "The multi-threaded programs of microbench/c/scaling (make bench-scaling runs the same sweep): each runs for a fixed time at each thread count under every allocator (LD_PRELOAD, each run's allocator confirmed), allocators alternated within each round. Throughput in millions of operations per second; best peer ÷ hakmem above 1 means hakmem is behind. Thread counts above the machine's cores are oversubscribed (hollow points over the shaded band). hakmem's column of remote-free work comes from its stats: remote frees per operation, blocks per batch sent (one compare-and-swap each), blocks per collection by the owner.";
