@@ -111,6 +111,9 @@ pub fn fixed_thresholds_kib() -> Vec<usize> {
 /// moves by a third between runs of one configuration on a shared machine).
 pub const REPS: usize = 3;
 
+/// A configuration of the study: its name, its environment, its allocator.
+type Config = (String, Vec<(&'static str, String)>, &'static str);
+
 /// Runs every configuration of `workload` `REPS` times (learned, in research mode too when
 /// `research`; the 12 fixed thresholds without and with transparent huge pages; the peers):
 /// the raw JSON of each, by name, its figures the medians of its runs.
@@ -121,7 +124,7 @@ fn run_workload(
     errors: &mut Vec<String>,
     progress: &mut impl FnMut(&str),
 ) -> Vec<(String, Value)> {
-    let mut configs: Vec<(String, Vec<(&str, String)>, &str)> = vec![
+    let mut configs: Vec<Config> = vec![
         ("learned (ELO)".into(), vec![], "hakmem"),
         (
             "learned (ELO), huge pages per site".into(),

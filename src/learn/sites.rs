@@ -182,7 +182,7 @@ pub fn set_probe(i: usize, base: usize, chunks: usize) {
 /// Takes site `i`'s probe waiting to be measured: (base, bytes of whole chunks).
 pub fn take_probe(i: usize) -> Option<(usize, usize)> {
     let v = PROBE[i].swap(0, Relaxed);
-    (v != 0).then(|| (v & !0xfff, (v & 0xfff) << 21))
+    (v != 0).then_some((v & !0xfff, (v & 0xfff) << 21))
 }
 
 /// Puts a probe taken with `take_probe` back (it was not written yet), unless the site
@@ -199,7 +199,7 @@ pub fn take_probe_within(i: usize, base: usize, span: usize) -> Option<(usize, u
     let start = v & !0xfff;
     let inside = v != 0 && (base..base + span).contains(&start);
     (inside && PROBE[i].compare_exchange(v, 0, Relaxed, Relaxed).is_ok())
-        .then(|| (start, (v & 0xfff) << 21))
+        .then_some((start, (v & 0xfff) << 21))
 }
 
 /// Whether site `i` is (presumed) dense: nothing measured yet, or its average at least
