@@ -137,6 +137,39 @@ fn split() {
     );
 }
 
+/// `HAKMEM_THP=site`: six 4 MiB blocks of a site that writes them whole, then six of a
+/// site that writes 256 KiB of each. Prints the blocks mapped for huge pages and the
+/// 2 MiB-aligned blocks of each site.
+fn huge_pages_per_site() {
+    use hakmem::front::api::{alloc_at, free_at};
+    use hakmem::site::Site;
+    let l = Layout::from_size_align(4 << 20, 16).unwrap();
+    let aligned = |p: *mut u8| (p as usize - 32).is_multiple_of(2 << 20);
+    // Both sites' blocks stay live to the end: a freed block would serve the other
+    // site's next request from the BigCache, and no fresh block would be mapped.
+    let mut live = Vec::new();
+    let mut run = |site: Site, written: usize| {
+        let before = hakmem::stats::snapshot().big.huge_maps;
+        let blocks: Vec<*mut u8> = (0..6)
+            .map(|_| {
+                let p = alloc_at(l, site);
+                assert!(!p.is_null());
+                touch(p, written);
+                p
+            })
+            .collect();
+        let huge = hakmem::stats::snapshot().big.huge_maps - before;
+        let on_boundary = blocks.iter().filter(|&&p| aligned(p)).count();
+        live.extend(blocks);
+        (huge, on_boundary)
+    };
+    let dense = run(Site(0x7E57_0001), 4 << 20);
+    let sparse = run(Site(0x7E57_0002), 256 << 10);
+    // SAFETY: each block came from `alloc_at` with `l`.
+    live.into_iter().for_each(|p| unsafe { free_at(p, l) });
+    println!("\nrss {} {} {} {}", dense.0, dense.1, sparse.0, sparse.1);
+}
+
 fn peak_rss_kib() -> i64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();
     let l = s.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
@@ -184,12 +217,17 @@ fn child_entry() {
         Ok("alternating") => alternating(),
         Ok("regrow") => regrow(),
         Ok("split") => split(),
+        Ok("huge") => huge_pages_per_site(),
         _ => {}
     }
 }
 
 fn run(case: &str) -> Vec<i64> {
-    let out = common::run_test_in_child("child_entry", CHILD_ENV, case, &[]);
+    run_with(case, &[])
+}
+
+fn run_with(case: &str, env: &[(&str, &str)]) -> Vec<i64> {
+    let out = common::run_test_in_child("child_entry", CHILD_ENV, case, env);
     assert!(
         out.status.success(),
         "{case}: {}",
@@ -204,6 +242,21 @@ fn run(case: &str) -> Vec<i64> {
         .skip(1)
         .map(|x| x.parse().unwrap())
         .collect()
+}
+
+#[test]
+fn huge_pages_go_to_the_site_that_writes_its_blocks_whole() {
+    let r = run_with("huge", &[("HAKMEM_THP", "site")]);
+    // Dense: every block on a 2 MiB boundary and advised (the first a probe, its first
+    // chunk on small pages, the rest advised all the same).
+    assert_eq!((r[0], r[1]), (6, 6), "dense site: {r:?}");
+    // Sparse: the probe only; once measured (at the next block) the site maps plain
+    // blocks, which the kernel places anywhere.
+    assert_eq!(r[2], 1, "sparse site: {r:?}");
+    assert!(r[3] <= 2, "sparse site's blocks on a 2 MiB boundary: {r:?}");
+    // Off by default: nothing advised.
+    let r = run_with("huge", &[]);
+    assert_eq!((r[0], r[2]), (0, 0), "default: {r:?}");
 }
 
 #[test]

@@ -172,12 +172,15 @@ fn stress_under_every_front_and_mode() {
     if std::env::var("HAKMEM_STRESS_OPS").is_ok() {
         return; // already a child
     }
-    let variants: [&[(&str, &str)]; 5] = [
+    let variants: [&[(&str, &str)]; 7] = [
         &[("HAKMEM_FRONT", "reuse")],
         &[("HAKMEM_FRONT", "pool")],
         &[("HAKMEM_MODE", "minimal")],
         &[("HAKMEM_MODE", "research")],
         &[("HAKMEM_MODE", "learning"), ("HAKMEM_FRONT", "reuse")],
+        // Huge pages: 2 MiB-aligned blocks, probes measured while other threads free.
+        &[("HAKMEM_THP", "site")],
+        &[("HAKMEM_THP", "1"), ("HAKMEM_MODE", "research")],
     ];
     for env in variants {
         let out = common::run_test_in_child(

@@ -65,23 +65,22 @@ fn minor_faults() -> u64 {
 /// the learning study runs one child at a time, so the difference over a run is its own).
 /// Each is one fault that wrote 2 MiB: 512 of the small-page faults it replaces.
 fn huge_page_faults() -> u64 {
-    std::fs::read_to_string("/proc/vmstat")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("thp_fault_alloc "))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
+    proc_number("/proc/vmstat", "thp_fault_alloc ")
 }
 
 fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    proc_number("/proc/self/status", "VmHWM:")
+}
+
+/// The number after `prefix` on its line of `path` (a `/proc` file; units left out); 0 if
+/// unreadable.
+fn proc_number(path: &str, prefix: &str) -> u64 {
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                .find_map(|l| l.strip_prefix(prefix))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
         })
         .unwrap_or(0)
 }

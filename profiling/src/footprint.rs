@@ -82,21 +82,28 @@ fn run_once(
         .and_then(|v| v.trim().parse::<f64>().ok())
         .ok_or_else(|| format!("{}: the probe printed no rss_kib", alloc.name))?;
     let footprint = if hakmem {
-        let pid = run
-            .stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("pid="))
-            .ok_or("the probe printed no pid")?;
-        let path = tmp.join(format!("footprint-{pid}.json"));
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let _ = std::fs::remove_file(&path);
-        let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-        Some(v["footprint"].clone())
+        Some(stats_footprint(tmp, "footprint", &run.stderr, "footprint")?)
     } else {
         None
     };
     Ok((rss, footprint))
+}
+
+/// `key` of the stats JSON `<tmp>/<prefix>-<pid>.json` that the process whose `pid=` line
+/// is in `stderr` wrote at its exit (the file removed once read).
+fn stats_footprint(tmp: &Path, prefix: &str, stderr: &str, key: &str) -> Result<Value, String> {
+    let pid = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("pid="))
+        .ok_or("the program printed no pid")?;
+    let path = tmp.join(format!("{prefix}-{pid}.json"));
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let _ = std::fs::remove_file(&path);
+    let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    match &v[key] {
+        Value::Null => Err(format!("{}: no {key}", path.display())),
+        f => Ok(f.clone()),
+    }
 }
 
 /// One run of program `bin` under `alloc`: (peak RSS KiB, hakmem's footprint at the peak).
@@ -118,20 +125,12 @@ fn run_program(bin: &Path, alloc: &Allocator, tmp: &Path) -> Result<(f64, Option
         .and_then(|l| l.trim().parse::<f64>().ok())
         .ok_or_else(|| format!("no peak RSS in {text:?}"))?;
     let footprint = if hakmem {
-        let pid = run
-            .stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("pid="))
-            .ok_or("the program printed no pid")?;
-        let path = tmp.join(format!("peak-{pid}.json"));
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-        let f = v["footprint_at_peak"].clone();
-        if f.is_null() {
-            return Err("the stats JSON has no footprint_at_peak".into());
-        }
-        Some(f)
+        Some(stats_footprint(
+            tmp,
+            "peak",
+            &run.stderr,
+            "footprint_at_peak",
+        )?)
     } else {
         None
     };
