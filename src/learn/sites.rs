@@ -99,9 +99,10 @@ pub fn reach(i: usize) -> usize {
 }
 
 /// Per entry, how densely the site writes its big blocks, for its transparent huge pages
-/// (`config::HugePages::PerSite`): the part of a freed plain block's whole 2 MiB chunks
-/// that was resident, in 1/256 (low 16 bits, an average that gives the newest block 1/4),
-/// and how many blocks were measured (high 16 bits). A huge page makes all of its 2 MiB
+/// (`config::HugePages::PerSite`): the resident part of what was measured (a probe's
+/// small-page chunk, or the chunks of a plain block being freed), in 1/256 (low 16 bits,
+/// an average that gives the newest measure 1/4), and how many were measured (high 16
+/// bits). A huge page makes all of its 2 MiB
 /// resident at the first write, so a site whose blocks are written only in part loses
 /// them: there they would hold memory nobody wrote (a 4 MiB buffer filled to 800 KiB:
 /// 2 MiB resident instead of 800 KiB).
