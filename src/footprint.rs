@@ -126,6 +126,13 @@ static AT_PEAK: AtPeak = AtPeak(UnsafeCell::new(Footprint {
     registry_busy: false,
 }));
 
+/// In a fork child: a measure another thread of the parent was taking never ends here, so
+/// its flag is cleared (the snapshot it was writing may be torn; the child's next measure
+/// at a larger resident set replaces it).
+pub fn after_fork_in_child() {
+    BUSY.store(false, Relaxed);
+}
+
 /// Watches the peak from now on (`HAKMEM_FOOTPRINT=1`).
 pub fn enable() {
     ENABLED.store(true, Relaxed);

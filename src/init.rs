@@ -214,6 +214,7 @@ extern "C" fn fork_child() {
     // The child has one thread: a busy flag another thread of the parent held stays set
     // forever here (the sampler would skip every sample, the unwinder every stack).
     learn::after_fork_in_child();
+    footprint::after_fork_in_child();
     crate::os::after_fork_in_child();
 }
 
