@@ -834,6 +834,14 @@ fn report(owned_only: bool) {
     if (human.is_none() && path.is_none()) || !claim_report() {
         return;
     }
+    write_report(human, path);
+}
+
+/// The report itself, out of line: its buffers take a few pages of stack, which a process
+/// that asked for no report (most of them, at every exit) should not fault in.
+#[cold]
+#[inline(never)]
+fn write_report(human: Option<&str>, path: Option<&str>) {
     let snap = snapshot();
     let p = process();
     if human.is_some_and(|v| stats_wanted(v, p.comm(), p.exe())) {

@@ -521,7 +521,7 @@ fn maybe_age(now: u64) {
     {
         age_cache(now);
         // The same clock tick gives back this thread's idle pool segments.
-        crate::pool::pages::purge_idle_segments_of_this_thread();
+        crate::pool::pages::purge_idle_of_this_thread();
     }
 }
 

@@ -1,13 +1,14 @@
 //! Allocating a pool block: the fast path pops the current page of the size class (a few
 //! inlined lines); the slow path, out of line, refills: it sends this thread's outboxes,
 //! collects its inbox, and finds a page with a free block (the current one extended, the
-//! next of the queue, a new one).
+//! next of the queue, a new one); when the class needs another page, it first gives back
+//! what waited too long (`pages::purge_idle`).
 
 use super::collect;
 use super::free::flush_outbox;
 use super::heap::{current, empty_page, Heap};
 use super::page::Page;
-use super::pages::{move_to_full, new_page, purge_idle_segments};
+use super::pages::{move_to_full, new_page, purge_idle};
 use crate::size_class::bin_of;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering::Relaxed};
@@ -97,7 +98,6 @@ unsafe fn alloc_slow(bin: usize) -> *mut u8 {
         if collect::pending(heap) {
             collect::collect(heap);
         }
-        purge_idle_segments(&mut *Heap::local(heap));
         let page = debug_check(find_page(heap, bin));
         if page.is_null() {
             return ptr::null_mut();
@@ -144,6 +144,9 @@ unsafe fn choose_page(heap: *mut Heap, bin: usize) -> *mut Page {
             }
             move_to_full(h, current);
         }
+        // The class needs another page: the time to give back what waited too long (a
+        // spare of this class's queue may go too; the walk below starts after it).
+        purge_idle(h);
         let mut p = h.queues[bin].first;
         while !p.is_null() {
             let next = (*p).next.get();

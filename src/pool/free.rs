@@ -14,7 +14,7 @@
 
 use super::heap::{current, Heap, Outbox, OUTBOX, REMOTE_FREES_WITHOUT_HEAP, SKIP};
 use super::page::{self, Block, Page};
-use super::pages::release_page;
+use super::pages::{keep_as_spare, release_page};
 use super::segment::{self, PageKind, Segment};
 use crate::{os, track};
 use core::ptr;
@@ -126,10 +126,16 @@ unsafe fn free_local_slow(heap: *mut Heap, page: *mut Page, p: *mut u8) {
             h.queues[(*page).bin as usize].push_front(page);
         }
         // Keep the current page even when empty: a malloc/free pair loop must not
-        // release and re-carve it on every iteration.
-        if (*page).used.get() == 0 && h.pages[(*page).bin as usize] != page {
-            h.queues[(*page).bin as usize].remove(page);
-            release_page(h, page);
+        // release and re-carve it on every iteration. Keep one more, the class's spare,
+        // when it has no other page besides the current one (see `keep_as_spare`).
+        let bin = (*page).bin as usize;
+        if (*page).used.get() == 0 && h.pages[bin] != page {
+            if h.queues[bin].len > 2 {
+                h.queues[bin].remove(page);
+                release_page(h, page);
+            } else {
+                keep_as_spare(h, page);
+            }
         }
     }
 }

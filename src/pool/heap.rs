@@ -138,10 +138,22 @@ pub struct Local {
     /// allocates again reuses them without map, unmap or page faults (mimalloc's delayed
     /// purge); older than `PURGE_NS` or beyond `MAX_EMPTY`, they are unmapped (`pages`).
     pub empty: [List<Segment>; KINDS],
+    /// Per page kind: pages given back to segments that are still in use, newest first,
+    /// whose memory is still resident: the first taken for a new page, and purged once they
+    /// have waited `pages::PAGE_PURGE_NS` (mimalloc's purge delay, per page).
+    pub retired: [PageQueue; KINDS],
     /// Blocks of other heaps freed here, waiting to be sent (`free`).
     pub outbox: [Outbox; OUTBOX],
     /// Outbox entries holding blocks (so the slow path's flush costs one test when none).
     pub outbox_used: u32,
+    /// Some size class may keep a spare empty page beside its current one
+    /// (`pages::keep_as_spare`): only then are the queues walked for spares that stayed
+    /// empty too long.
+    pub spares: bool,
+    /// When the next thing waiting here is due to go (a spare page, a retired page's
+    /// memory, a cached empty segment; `u64::MAX`: nothing waits): `pages::purge_idle`
+    /// reads the clock only when something waits, and works only when it is due.
+    pub purge_due_ns: u64,
 }
 
 impl Heap {
@@ -164,8 +176,11 @@ impl Heap {
                 full: PageQueue::EMPTY,
                 segments: [List::EMPTY; KINDS],
                 empty: [List::EMPTY; KINDS],
+                retired: [List::EMPTY; KINDS],
                 outbox: [Outbox::EMPTY; OUTBOX],
                 outbox_used: 0,
+                spares: false,
+                purge_due_ns: u64::MAX,
             }),
             inbox: Inbox {
                 head: AtomicPtr::new(ptr::null_mut()),

@@ -143,14 +143,18 @@ pub struct Page {
     pub in_use: Cell<bool>,
     /// The size class (set by `init`).
     pub bin: u8,
-    _pad: u8,
+    /// Owner-only: the record is out of use and on its heap's list of pages whose memory
+    /// waits to be purged (`pages::release_page`).
+    pub purge_pending: Cell<bool>,
     /// Blocks carved so far (carving is lazy, a few KiB at a time, to keep RSS honest).
     pub capacity: Cell<u32>,
     /// Blocks that fit in the page (set by `init`).
     pub reserved: u32,
     /// Set by `init`.
     pub block_size: usize,
-    _reserved: usize,
+    /// Owner-only: when the page went back to its segment (the clock of
+    /// `os::now_coarse_ns`), for the delayed purge of its memory.
+    pub retired_at_ns: Cell<u64>,
     /// Links in the heap's queue for `bin`, or in its full list (owner-only).
     pub next: Cell<*mut Page>,
     pub prev: Cell<*mut Page>,
@@ -173,11 +177,11 @@ impl Page {
         in_full: Cell::new(false),
         in_use: Cell::new(false),
         bin: 0,
-        _pad: 0,
+        purge_pending: Cell::new(false),
         capacity: Cell::new(0),
         reserved: 0,
         block_size: 0,
-        _reserved: 0,
+        retired_at_ns: Cell::new(0),
         next: Cell::new(ptr::null_mut()),
         prev: Cell::new(ptr::null_mut()),
         start: ptr::null_mut(),

@@ -213,16 +213,46 @@ pub unsafe fn take_page(seg: *mut Segment) -> (*mut Page, *mut u8, usize) {
     // SAFETY: the header is live and ours; indices stay below `kind.pages()`.
     unsafe {
         let kind = (*seg).kind;
+        // A slot whose memory is clean (never used, or purged) before one that waits for
+        // its purge: that one is another size class's (`pages::resident_slot` took any of
+        // this class's), and would be purged before its reuse.
+        let mut waiting = 0;
         for i in 1..kind.pages() {
             let page = (&raw mut (*seg).pages).cast::<Page>().add(i);
             if !(*page).in_use.get() {
-                (*seg).used_pages += 1;
-                let start = (seg as *mut u8).add(i << kind.shift());
-                return (page, start, kind.page_size());
+                if !(*page).purge_pending.get() {
+                    return take_this_page(seg, page);
+                }
+                if waiting == 0 {
+                    waiting = i;
+                }
             }
+        }
+        if waiting != 0 {
+            return take_this_page(seg, (&raw mut (*seg).pages).cast::<Page>().add(waiting));
         }
     }
     unreachable_free_page()
+}
+
+/// Takes the free page slot of `page`, a record of `seg` out of use (a slot given back
+/// earlier, still resident). Returns it as `take_page` does.
+///
+/// # Safety
+/// As `take_page`; `page` is one of `seg`'s records, out of use.
+pub unsafe fn take_this_page(seg: *mut Segment, page: *mut Page) -> (*mut Page, *mut u8, usize) {
+    // SAFETY: per the caller; the record's index is its offset in the header's array.
+    unsafe {
+        let kind = (*seg).kind;
+        let i = page.offset_from((&raw mut (*seg).pages).cast::<Page>()) as usize;
+        debug_assert!(i >= 1 && i < kind.pages() && !(*page).in_use.get());
+        (*seg).used_pages += 1;
+        (
+            page,
+            (seg as *mut u8).add(i << kind.shift()),
+            kind.page_size(),
+        )
+    }
 }
 
 #[cold]

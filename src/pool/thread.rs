@@ -290,7 +290,7 @@ pub fn check_current() {
 /// Every page on the heap's lists is in use, of its list's class, consistent
 /// (`Page::check`); each size class's current page is on its queue; every segment with
 /// free slots is the heap's, in the segment map, with `used_pages` right; cached empty
-/// segments are empty.
+/// segments are empty; pages awaiting their purge are out of use, in segments still in use.
 ///
 /// # Safety
 /// `heap` must be the calling thread's heap.
@@ -324,6 +324,25 @@ unsafe fn check(heap: *mut Heap) {
             );
             (*p).check();
             p = (*p).next.get();
+        }
+        for k in 0..KINDS {
+            let mut p = h.retired[k].first;
+            while !p.is_null() {
+                let seg = segment::segment_of(p as *const u8);
+                assert!(
+                    !(*p).in_use.get()
+                        && (*p).purge_pending.get()
+                        && (*seg).used_pages != 0
+                        && (*seg).kind as usize == k
+                        && (*seg).in_free_list,
+                    "page {p:p} awaiting its purge: in use {}, pending {}, segment's pages in use {}, kind {:?}",
+                    (*p).in_use.get(),
+                    (*p).purge_pending.get(),
+                    (*seg).used_pages,
+                    (*seg).kind
+                );
+                p = (*p).next.get();
+            }
         }
         for k in 0..KINDS {
             let mut seg = h.segments[k].first;
