@@ -161,7 +161,9 @@ unsafe fn choose_page(heap: *mut Heap, bin: usize) -> *mut Page {
             return p;
         }
         h.queues[bin].push_front(p);
-        (*p).extend();
+        if (*p).free.get().is_null() {
+            (*p).extend(); // (a resident slot of this class comes carved: `new_page`)
+        }
         p
     }
 }

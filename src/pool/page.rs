@@ -350,13 +350,25 @@ impl Page {
     /// The page must be in use and owned by the calling thread.
     pub unsafe fn extend(&self) -> bool {
         let capacity = self.capacity.get();
+        let first_small = capacity == 0 && self.block_size <= 1024;
+        let extend_bytes = if first_small { 4 << 10 } else { 16 << 10 };
+        // SAFETY: forwarded.
+        unsafe { self.extend_by(extend_bytes / self.block_size) }
+    }
+
+    /// Carves `blocks` more blocks (at least one, at most what is left) onto the free
+    /// list; `extend`'s work, and what a page whose memory is known to be resident uses to
+    /// carve it whole at once (`pages::init_page`). Returns whether any were added.
+    ///
+    /// # Safety
+    /// As `extend`.
+    pub unsafe fn extend_by(&self, blocks: usize) -> bool {
+        let capacity = self.capacity.get();
         let left = (self.reserved - capacity) as usize;
         if left == 0 {
             return false;
         }
-        let first_small = capacity == 0 && self.block_size <= 1024;
-        let extend_bytes = if first_small { 4 << 10 } else { 16 << 10 };
-        let n = (extend_bytes / self.block_size).clamp(1, left);
+        let n = blocks.clamp(1, left);
         let bs = self.block_size;
         // SAFETY: blocks capacity .. capacity + n lie inside the page's block area
         // (capacity + n <= reserved), which is mapped and owned by this thread.
