@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// (name, source under `microbench/c/programs/`, what it is).
-pub const PROGRAMS: [(&str, &str, &str); 15] = [
+pub const PROGRAMS: [(&str, &str, &str); 16] = [
     (
         "larson",
         "larson.c",
@@ -72,6 +72,11 @@ pub const PROGRAMS: [(&str, &str, &str); 15] = [
         "bigchurn",
         "bigchurn.c",
         "20 live blocks of 5–25 MiB, one replaced at a time",
+    ),
+    (
+        "malloc-large",
+        "malloc_large.c",
+        "mimalloc-bench's malloc-large: 5000 × 2 MiB, every byte written",
     ),
     (
         "bigrealloc",
