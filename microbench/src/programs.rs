@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// (name, source under `microbench/c/programs/`, what it is).
-pub const PROGRAMS: [(&str, &str, &str); 16] = [
+pub const PROGRAMS: [(&str, &str, &str); 17] = [
     (
         "larson",
         "larson.c",
@@ -72,6 +72,11 @@ pub const PROGRAMS: [(&str, &str, &str); 16] = [
         "bigchurn",
         "bigchurn.c",
         "20 live blocks of 5–25 MiB, one replaced at a time",
+    ),
+    (
+        "alloc-test",
+        "alloc_test.c",
+        "mimalloc-bench's alloc-test, 1 thread: 2^18 slots, 80/20 skew, 5 B–1 KiB, written and read whole",
     ),
     (
         "malloc-large",

@@ -41,6 +41,16 @@ pub fn malloc(size: usize, caller: usize) -> *mut u8 {
 #[cold]
 #[inline(never)]
 fn malloc_slow(size: usize, caller: usize) -> *mut u8 {
+    if INLINE && size <= TABLE_MAX && !pool::heap::fast().is_null() {
+        // The fast heap's page of this class ran dry: the pool refills it without the
+        // dispatch below (the fast heap already says the pool serves this call). Null only
+        // when out of memory, which the full path handles.
+        // SAFETY: `bin_of` gives a valid bin for sizes up to 4 KiB.
+        let p = unsafe { pool::alloc::refill(bin_of(size)) };
+        if !p.is_null() {
+            return p;
+        }
+    }
     // One read of the configuration for the front and the sites mode.
     let c = config::get();
     let p = front::alloc(c.front, size, front::MIN_ALIGN, site(caller), false);

@@ -78,6 +78,17 @@ pub fn set_on_refill(f: fn()) {
     ON_REFILL.store(f as *mut (), Relaxed);
 }
 
+/// The refill alone, for a caller whose pop (`alloc_fast`) just found the current page of
+/// `bin` empty: a block of `bin`, or null (no heap, or out of memory).
+///
+/// # Safety
+/// `bin < NBINS`.
+#[inline(always)]
+pub unsafe fn refill(bin: usize) -> *mut u8 {
+    // SAFETY: forwarded.
+    unsafe { alloc_slow(bin) }
+}
+
 #[cold]
 #[inline(never)]
 unsafe fn alloc_slow(bin: usize) -> *mut u8 {
