@@ -287,9 +287,11 @@ fn emptied_pool_pages_give_their_memory_back_while_their_segment_lives() {
         r[0] - r[1] > 2000,
         "emptied pages stayed resident after the purge delay: {r:?}"
     );
-    // The spare (480 KiB written) leaves once empty for 100 ms.
+    // The spare (480 KiB written) leaves once empty for 100 ms: by then all but the
+    // current page are gone. (Compared with the start, not with the middle measure: a
+    // thread that wakes late from its first sleep releases the spare there already.)
     assert!(
-        r[1] - r[2] > 300,
+        r[0] - r[2] > 2300,
         "the spare page stayed resident after 100 ms empty: {r:?}"
     );
 }

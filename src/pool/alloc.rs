@@ -2,13 +2,13 @@
 //! inlined lines); the slow path, out of line, refills: it sends this thread's outboxes,
 //! collects its inbox, and finds a page with a free block (the current one extended, the
 //! next of the queue, a new one); when the class needs another page, it first gives back
-//! what waited too long (`pages::purge_idle`).
+//! what waited too long (`pages::purge_idle`; also every few refills).
 
 use super::collect;
 use super::free::flush_outbox;
 use super::heap::{current, empty_page, Heap};
 use super::page::Page;
-use super::pages::{move_to_full, new_page, purge_idle};
+use super::pages::{move_to_full, new_page, purge_idle, REFILLS_PER_IDLE_CHECK};
 use crate::size_class::bin_of;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering::Relaxed};
@@ -109,6 +109,16 @@ unsafe fn alloc_slow(bin: usize) -> *mut u8 {
         if collect::pending(heap) {
             collect::collect(heap);
         }
+        // What waits to be given back is looked at when a class needs a new page
+        // (`choose_page`), and here on every few refills that may need none.
+        let h = &mut *Heap::local(heap);
+        if h.purge_due_ns != u64::MAX {
+            h.refills_since_idle_check += 1;
+            if h.refills_since_idle_check >= REFILLS_PER_IDLE_CHECK {
+                h.refills_since_idle_check = 0;
+                purge_idle(h, bin);
+            }
+        }
         let page = debug_check(find_page(heap, bin));
         if page.is_null() {
             return ptr::null_mut();
@@ -155,9 +165,9 @@ unsafe fn choose_page(heap: *mut Heap, bin: usize) -> *mut Page {
             }
             move_to_full(h, current);
         }
-        // The class needs another page: the time to give back what waited too long (a
-        // spare of this class's queue may go too; the walk below starts after it).
-        purge_idle(h);
+        // The class needs another page: the time to give back what waited too long (but
+        // this class's spare, which the walk below is about to take).
+        purge_idle(h, bin);
         let mut p = h.queues[bin].first;
         while !p.is_null() {
             let next = (*p).next.get();

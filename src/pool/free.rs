@@ -12,7 +12,7 @@
 //!
 //! The checked mode's validations (`HAKMEM_CHECK=1`) sit at the end.
 
-use super::heap::{current, Heap, Outbox, OUTBOX, REMOTE_FREES_WITHOUT_HEAP, SKIP};
+use super::heap::{current, empty_page, Heap, Outbox, OUTBOX, REMOTE_FREES_WITHOUT_HEAP, SKIP};
 use super::page::{self, Block, Page};
 use super::pages::{keep_as_spare, release_page};
 use super::segment::{self, PageKind, Segment};
@@ -130,7 +130,9 @@ unsafe fn free_local_slow(heap: *mut Heap, page: *mut Page, p: *mut u8) {
         // when it has no other page besides the current one (see `keep_as_spare`).
         let bin = (*page).bin as usize;
         if (*page).used.get() == 0 && h.pages[bin] != page {
-            if h.queues[bin].len > 2 {
+            // The queue holds the current page too, when the class has one.
+            let others = h.queues[bin].len - usize::from(h.pages[bin] != empty_page());
+            if others > 1 {
                 h.queues[bin].remove(page);
                 release_page(h, page);
             } else {

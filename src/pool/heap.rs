@@ -154,6 +154,8 @@ pub struct Local {
     /// memory, a cached empty segment; `u64::MAX`: nothing waits): `pages::purge_idle`
     /// reads the clock only when something waits, and works only when it is due.
     pub purge_due_ns: u64,
+    /// Refills since the last look at what waits (`alloc::alloc_slow`).
+    pub refills_since_idle_check: u32,
 }
 
 impl Heap {
@@ -181,6 +183,7 @@ impl Heap {
                 outbox_used: 0,
                 spares: false,
                 purge_due_ns: u64::MAX,
+                refills_since_idle_check: 0,
             }),
             inbox: Inbox {
                 head: AtomicPtr::new(ptr::null_mut()),

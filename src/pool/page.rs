@@ -152,8 +152,9 @@ pub struct Page {
     pub reserved: u32,
     /// Set by `init`.
     pub block_size: usize,
-    /// Owner-only: when the page went back to its segment (the clock of
-    /// `os::now_coarse_ns`), for the delayed purge of its memory.
+    /// Owner-only: when the page emptied (the clock of `os::now_coarse_ns`): set when it
+    /// went back to its segment, for the delayed purge of its memory, or when it became
+    /// its class's spare, for the spare's release.
     pub retired_at_ns: Cell<u64>,
     /// Links in the heap's queue for `bin`, or in its full list (owner-only).
     pub next: Cell<*mut Page>,

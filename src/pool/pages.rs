@@ -44,17 +44,29 @@ pub unsafe fn purge(list: &mut List<Segment>, now: u64, all: bool) {
 /// before giving it back to its segment.
 pub const SPARE_NS: u64 = 100_000_000;
 
-/// `purge_idle` on this thread's heap (called from slow paths: big-block frees).
+/// `purge_idle` on this thread's heap, for no size class in particular (the big-block
+/// thermal policy's clock tick, from big-block calls and pool refills).
 pub fn purge_idle_of_this_thread() {
     let h = current();
     if !h.is_null() {
         // SAFETY: this thread's own heap.
-        unsafe { purge_idle(&mut *Heap::local(h)) };
+        unsafe { purge_idle(&mut *Heap::local(h), NO_BIN) };
     }
 }
 
-/// Unmaps every cached empty segment of this thread and purges its retired pages (out of
-/// memory: see `big::release_reserves`). Whether there was any.
+/// `purge_idle`'s class argument when no size class is asking for a page.
+pub const NO_BIN: usize = usize::MAX;
+
+/// How many refills that need no new page go by between two looks at what waits
+/// (`alloc::alloc_slow`): a program whose refills are fed by other threads' frees, or by
+/// carving its current pages, still gives back what waited too long, without a clock
+/// read on every refill.
+pub const REFILLS_PER_IDLE_CHECK: u32 = 16;
+
+/// Unmaps every cached empty segment of this thread (out of memory: see
+/// `big::release_reserves`), and purges its retired pages on the way. Whether any segment
+/// was unmapped: purging pages gives back memory but no address space or commit charge,
+/// so it alone is no reason to retry a failed map.
 pub fn purge_all_empty_segments_of_this_thread() -> bool {
     let h = current();
     if h.is_null() {
@@ -63,8 +75,7 @@ pub fn purge_all_empty_segments_of_this_thread() -> bool {
     // SAFETY: this thread's own heap, its own empty segments and retired pages.
     unsafe {
         let local = &mut *Heap::local(h);
-        let any =
-            local.empty.iter().any(|e| e.len != 0) || local.retired.iter().any(|r| r.len != 0);
+        let any = local.empty.iter().any(|e| e.len != 0);
         for e in local.empty.iter_mut() {
             purge(e, 0, true);
         }
@@ -74,14 +85,16 @@ pub fn purge_all_empty_segments_of_this_thread() -> bool {
 }
 
 /// Gives back what waited too long: spare pages empty for `SPARE_NS` go back to their
-/// segments, retired pages older than `PAGE_PURGE_NS` are purged, cached empty segments
-/// older than `PURGE_NS` unmapped. Called when a size class needs another page (`alloc`)
-/// and on big-block frees, so a program that freed a large working set gives it back as
-/// it goes on; one test when nothing waits, a clock read when something does.
+/// segments (but the spare of `asking`, the size class that needs a page now, or
+/// `NO_BIN`), retired pages older than `PAGE_PURGE_NS` are purged, cached empty segments
+/// older than `PURGE_NS` unmapped. Called when a size class needs another page, on every
+/// `REFILLS_PER_IDLE_CHECK`-th other refill (`alloc`) and on the big-block policy's clock
+/// tick, so a program that freed a large working set gives it back as it goes on; one test
+/// when nothing waits, a clock read when something does.
 ///
 /// # Safety
 /// `h` is the calling thread's heap.
-pub unsafe fn purge_idle(h: &mut Local) {
+pub unsafe fn purge_idle(h: &mut Local, asking: usize) {
     if h.purge_due_ns == u64::MAX {
         return;
     }
@@ -92,7 +105,7 @@ pub unsafe fn purge_idle(h: &mut Local) {
     h.purge_due_ns = u64::MAX; // each step below sets it again for what it leaves
                                // SAFETY: the heap's own pages and segments.
     unsafe {
-        release_idle_spares(h, now);
+        release_idle_spares(h, now, asking);
         purge_retired(h, now, false);
         for k in 0..h.empty.len() {
             purge(&mut h.empty[k], now, false);
@@ -125,12 +138,15 @@ pub unsafe fn keep_as_spare(h: &mut Local, page: *mut Page) {
     due_at(h, now + SPARE_NS + 1);
 }
 
-/// Releases the spare pages that stayed empty longer than `SPARE_NS` (a walk of every
-/// size class's queue, so at most once per `SPARE_NS / 8` while spares wait).
+/// Releases the spare pages that stayed empty longer than `SPARE_NS`, but the spare of
+/// `asking` (the class about to walk its queue for a page: its spare is what it needs).
+/// A walk of every size class's queue; while spares wait, the next walk is due no sooner
+/// than `SPARE_NS / 8` from now (an earlier `purge_idle` for a retired page or an empty
+/// segment walks them again).
 ///
 /// # Safety
 /// `h` is the calling thread's heap.
-unsafe fn release_idle_spares(h: &mut Local, now: u64) {
+unsafe fn release_idle_spares(h: &mut Local, now: u64, asking: usize) {
     if !h.spares {
         return;
     }
@@ -143,7 +159,7 @@ unsafe fn release_idle_spares(h: &mut Local, now: u64) {
                 let next = (*p).next.get();
                 if (*p).used.get() == 0 && h.pages[bin] != p {
                     let due = (*p).retired_at_ns.get() + SPARE_NS + 1;
-                    if now >= due {
+                    if now >= due && bin != asking {
                         h.queues[bin].remove(p);
                         release_page(h, p);
                         // Idle for `SPARE_NS` already: its memory goes now, not after

@@ -213,9 +213,10 @@ pub unsafe fn take_page(seg: *mut Segment) -> (*mut Page, *mut u8, usize) {
     // SAFETY: the header is live and ours; indices stay below `kind.pages()`.
     unsafe {
         let kind = (*seg).kind;
-        // A slot whose memory is clean (never used, or purged) before one that waits for
-        // its purge: that one is another size class's (`pages::resident_slot` took any of
-        // this class's), and would be purged before its reuse.
+        // A slot not waiting for its purge before one that is: that one is another size
+        // class's (`pages::resident_slot` took any of this class's), and a class of large
+        // blocks purges it before use. (A slot not waiting is mostly clean: never used, or
+        // purged; or resident, in a cached segment taken back whole.)
         let mut waiting = 0;
         for i in 1..kind.pages() {
             let page = (&raw mut (*seg).pages).cast::<Page>().add(i);
