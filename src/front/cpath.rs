@@ -3,9 +3,10 @@
 //! The thread's *fast heap* (`pool::heap::fast`) is its heap where the configuration lets
 //! the pool serve with no further question (the front is not `reuse`, the checked mode is
 //! off), null otherwise: one TLS load answers both. Then the pool's pop or push, inlined,
-//! for sizes up to 4 KiB (one table load gives the size class). Everything else leaves
-//! for the full path (`api`), out of line: the first call of a thread, bigger sizes, a
-//! block of another thread, a page that empties, a double free, out of memory (`errno`).
+//! for sizes up to 4 KiB (one table load gives the size class); out of line, a page that
+//! ran dry is refilled by the pool straight. Everything else leaves for the full path
+//! (`api`): the first call of a thread, bigger sizes, a block of another thread, a page
+//! that empties, a double free, out of memory (`errno`).
 //! The call site's id is computed there too, from the return address the entry point
 //! passes down: only the big-block path uses it, so small blocks never pay for the hash.
 //!
