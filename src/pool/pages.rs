@@ -163,10 +163,9 @@ unsafe fn release_idle_spares(h: &mut Local, now: u64, asking: usize) {
                         h.queues[bin].remove(p);
                         release_page(h, p);
                         // Idle for `SPARE_NS` already: its memory goes now, not after
-                        // another purge delay.
+                        // another purge delay (unless its segment emptied and took it).
                         if (*p).purge_pending.get() {
-                            forget_retired(h, p);
-                            purge_slot(p);
+                            purge_now(h, p);
                         }
                     } else {
                         next_due = next_due.min(due);
@@ -198,11 +197,21 @@ unsafe fn purge_retired(h: &mut Local, now: u64, all: bool) {
                     due_at(h, due);
                     break;
                 }
-                h.retired[k].remove(page);
-                (*page).purge_pending.set(false);
-                purge_slot(page);
+                purge_now(h, page);
             }
         }
+    }
+}
+
+/// Takes a retired page off its list and gives its memory back now.
+///
+/// # Safety
+/// `page` is on one of `h.retired`'s lists.
+unsafe fn purge_now(h: &mut Local, page: *mut Page) {
+    // SAFETY: per the caller.
+    unsafe {
+        forget_retired(h, page);
+        purge_slot(page);
     }
 }
 
